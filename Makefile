@@ -1,0 +1,36 @@
+# sojourn: `make run` sets up and runs on embedded defaults; `make test` runs the whole suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Extra pip arguments for the CPU build of torch (e.g. an index URL), used when there is no GPU.
+TORCH_CPU_ARGS ?=
+
+.PHONY: install run test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "GPU found: installing the CUDA build of torch"; $(PIP) install -q torch; \
+	else \
+		echo "no GPU: installing the CPU build of torch"; $(PIP) install -q torch==2.13.0 $(TORCH_CPU_ARGS); \
+	fi
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+run: install
+	$(VENV)/bin/sojourn run
+
+test: install
+	scripts/with-services.sh $(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+bench: install
+	scripts/with-services.sh sh -c '$(PY) bench/submit.py && $(PY) bench/worker_overhead.py && $(PY) bench/embedded_latency.py'
+
+clean:
+	rm -rf $(VENV) .sojourn

@@ -1,0 +1,58 @@
+"""The Celery app. Imports no torch: the bot and the CLI import it to send tasks by name.
+
+Broker: Redis when `REDIS_URL` is set; otherwise kombu's filesystem transport over a local
+folder, so the embedded setup needs no server and the worker runs as a child process (its
+CPU-heavy work then never stalls the bot's event loop; see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from sojourn.settings import Settings
+
+RENDER_TASK = "sojourn.render_job"
+QUEUES = ("fast", "relax")
+
+
+def broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
+    if settings.redis_url:
+        # Long GPU jobs must not be redelivered while still running (acks are late).
+        return settings.redis_url, {"visibility_timeout": settings.task_time_limit * 2}
+    folder = settings.embedded_broker_dir
+    for sub in ("queue", "processed"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    broker_url, transport_options = broker_options(settings)
+    app = Celery("sojourn", broker=broker_url, include=["inference.tasks"])
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,  # a job's message is acked only when the job has ended
+        task_reject_on_worker_lost=True,  # a killed worker process puts the message back
+        worker_prefetch_multiplier=1,  # never hold a second long job hostage
+        worker_concurrency=1,  # one job at a time per GPU process (pipelines share state)
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        task_ignore_result=True,  # results live in the database
+        task_serializer="json",
+        accept_content=["json"],
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="fast",
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+app = make_celery(Settings())

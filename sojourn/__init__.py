@@ -1,0 +1,1 @@
+"""sojourn: a self-hosted, Midjourney-style image bot for Discord."""

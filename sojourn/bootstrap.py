@@ -1,0 +1,89 @@
+"""Start-up helpers shared by `sojourn run` and `sojourn render`: models to use, the worker child."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sojourn.settings import ModelPaths, Settings
+
+log = logging.getLogger(__name__)
+
+
+def gpu_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def tiny_models_dir(settings: Settings) -> Path:
+    return (settings.data_dir / "models" / "tiny").resolve()
+
+
+def ensure_runnable_models(settings: Settings) -> Settings:
+    """Settings whose models can load here: the configured ones, or tiny random-weight models.
+
+    The public hub ids cannot load on a machine with no GPU (too slow) or no hub access, so
+    when nothing local is configured and no GPU is present we build (once) and use tiny models
+    with the same architectures. This only chooses paths; the loading code is the same.
+    """
+    if settings.models.are_local() or gpu_available():
+        return settings
+    folder = tiny_models_dir(settings)
+    if not (folder / "sdxl-base" / "model_index.json").exists():
+        from inference.tiny_models import make_tiny_models
+
+        log.info("no local models configured and no GPU: building tiny models in %s", folder)
+        paths = make_tiny_models(folder)
+    else:
+        paths = ModelPaths(
+            base=str(folder / "sdxl-base"), refiner=str(folder / "sdxl-refiner"),
+            unclip=str(folder / "unclip"), vae=str(folder / "vae"),
+        )
+    return settings.model_copy(update={"models": paths})
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Environment for a child process so it builds the same settings."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "SOJOURN_DATA_DIR": str(settings.data_dir.resolve()),
+            "SOJOURN_DATABASE_URL": settings.resolved_database_url,
+            "SOJOURN_STORAGE_DIR": str(settings.resolved_storage_dir),
+            "SOJOURN_MODELS__BASE": settings.models.base,
+            "SOJOURN_MODELS__REFINER": settings.models.refiner,
+            "SOJOURN_MODELS__UNCLIP": settings.models.unclip,
+            "SOJOURN_MODELS__VAE": settings.models.vae,
+        }
+    )
+    if settings.redis_url:
+        env["REDIS_URL"] = settings.redis_url
+    return env
+
+
+def start_worker(settings: Settings, *, quiet: bool = True) -> subprocess.Popen[bytes]:
+    """A real Celery worker as a child process (its own interpreter, so its CPU use never stalls ours)."""
+    output = subprocess.DEVNULL if quiet else None
+    return subprocess.Popen(
+        [sys.executable, "-m", "sojourn", "worker"],
+        env=settings_environment(settings),
+        stdout=output,
+        stderr=output,
+    )
+
+
+def stop_worker(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,194 @@
+"""The `sojourn` command: run, bot, worker, migrate, parse, render, models make-tiny."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from sojourn.errors import UserError
+from sojourn.settings import Settings
+
+EXAMPLE_PROMPT = "a lighthouse in a storm --ar 16:9 --seed 7"
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("SOJOURN_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    return int(args.handler(args) or 0)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sojourn", description="A self-hosted, Midjourney-style image bot.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="set up and run everything on embedded defaults")
+    run.set_defaults(handler=_cmd_run)
+
+    bot = commands.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
+    bot.set_defaults(handler=_cmd_bot)
+
+    worker = commands.add_parser("worker", help="run a Celery GPU worker")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(handler=_cmd_worker)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database to the latest schema")
+    migrate.set_defaults(handler=_cmd_migrate)
+
+    parse = commands.add_parser("parse", help="print the job specs a prompt expands to, as JSON")
+    parse.add_argument("prompt")
+    parse.set_defaults(handler=_cmd_parse)
+
+    render = commands.add_parser("render", help="render a prompt end to end and print one JSON line per job")
+    render.add_argument("prompt")
+    render.add_argument("--user", type=int, default=None, help="the user id to bill (default: the local user)")
+    render.add_argument(
+        "--worker", choices=("auto", "yes", "no"), default="auto",
+        help="start a worker child process (auto: when no Redis broker is configured)",
+    )
+    render.add_argument("--timeout", type=float, default=600.0)
+    render.set_defaults(handler=_cmd_render)
+
+    models = commands.add_parser("models", help="model utilities")
+    models_commands = models.add_subparsers(required=True, metavar="ACTION")
+    make_tiny = models_commands.add_parser("make-tiny", help="build tiny random-weight models (real architectures)")
+    make_tiny.add_argument("directory", type=Path)
+    make_tiny.set_defaults(handler=_cmd_make_tiny)
+    return parser
+
+
+def _cmd_migrate(_args: argparse.Namespace) -> int:
+    from db.migrate import upgrade
+
+    upgrade(Settings().resolved_database_url)
+    print("database is at the latest schema")
+    return 0
+
+
+def _cmd_parse(args: argparse.Namespace) -> int:
+    from sojourn.prompt import PromptError, PromptRules, parse_prompt
+
+    try:
+        specs = parse_prompt(args.prompt, PromptRules.from_settings(Settings()))
+    except PromptError as error:
+        print(error.message, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for spec in specs:
+        print(json.dumps(spec.model_dump(mode="json")))
+    return 0
+
+
+def _cmd_make_tiny(args: argparse.Namespace) -> int:
+    from inference.tiny_models import make_tiny_models
+
+    paths = make_tiny_models(args.directory)
+    print(json.dumps(paths.model_dump()))
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from inference.celery_app import QUEUES, app
+
+    settings = Settings()
+    argv = [
+        "worker", f"--loglevel={args.loglevel}", "--concurrency=1", "--pool=prefork",
+        "-Q", ",".join(QUEUES), "-n", f"sojourn-{os.getpid()}@{socket.gethostname()}",
+    ]
+    if not settings.redis_url:
+        # The filesystem transport has no broadcast channel for these.
+        argv += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+    app.worker_main(argv)
+    return 0
+
+
+def _cmd_bot(_args: argparse.Namespace) -> int:
+    settings = Settings()
+    if settings.discord_token is None:
+        print("DISCORD_TOKEN is not set: create a bot at https://discord.com/developers/applications", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print("The Discord front end is not built yet (it is the next issue); use `sojourn render` meanwhile.", file=sys.stderr)
+    return 1
+
+
+def _cmd_run(_args: argparse.Namespace) -> int:
+    from db.migrate import upgrade
+    from sojourn.bootstrap import ensure_runnable_models
+
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    settings = ensure_runnable_models(settings)
+    if settings.discord_token is not None:
+        return _cmd_bot(argparse.Namespace())
+    print(f"No DISCORD_TOKEN set: rendering the example prompt on embedded defaults:\n  {EXAMPLE_PROMPT}")
+    code = _render(settings, EXAMPLE_PROMPT, user_id=settings.cli_user_id, start_worker=not settings.redis_url)
+    if code == 0:
+        print(
+            "\nTo connect Discord: create an application and bot at https://discord.com/developers/applications,\n"
+            "invite it with the applications.commands and bot scopes, then run `DISCORD_TOKEN=... make run`."
+        )
+    return code
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from db.migrate import upgrade
+    from sojourn.bootstrap import ensure_runnable_models
+
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    settings = ensure_runnable_models(settings)
+    spawn = {"auto": not settings.redis_url, "yes": True, "no": False}[args.worker]
+    user_id = args.user if args.user is not None else settings.cli_user_id
+    return _render(settings, args.prompt, user_id=user_id, start_worker=spawn, timeout=args.timeout)
+
+
+def _render(settings: Settings, prompt: str, *, user_id: int, start_worker: bool, timeout: float = 600.0) -> int:
+    from sojourn.bootstrap import start_worker as spawn_worker
+    from sojourn.bootstrap import stop_worker
+
+    worker = spawn_worker(settings) if start_worker else None
+    try:
+        return asyncio.run(_submit_and_wait(settings, prompt, user_id, timeout))
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+
+
+async def _submit_and_wait(settings: Settings, prompt: str, user_id: int, timeout: float) -> int:
+    from db.session import make_engine, make_sessionmaker
+    from inference.celery_app import make_celery
+    from sojourn.queue import CeleryJobQueue
+    from sojourn.services.jobs import submit_prompt
+    from sojourn.services.results import job_report, wait_for_jobs
+
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        try:
+            jobs = await submit_prompt(
+                sessions, settings, CeleryJobQueue(make_celery(settings)), user_id=user_id, text=prompt
+            )
+        except UserError as error:
+            print(error.message, file=sys.stderr)
+            return EXIT_BAD_INPUT
+        job_ids: list[uuid.UUID] = [job.id for job in jobs]
+        deadline = time.monotonic() + timeout
+        finished = await wait_for_jobs(sessions, job_ids, deadline=deadline)
+        failed = False
+        for job_id in job_ids:
+            report = await job_report(sessions, settings, job_id)
+            failed |= report["status"] != "succeeded"
+            print(json.dumps(report), flush=True)
+        if not finished:
+            print(f"timed out after {timeout:.0f} s; the jobs stay queued and will run when a worker is up", file=sys.stderr)
+        return 1 if failed else 0
+    finally:
+        await engine.dispose()

@@ -1,0 +1,39 @@
+"""Domain errors. Each carries a message a user can act on; adapters show `.message` as is."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """An error caused by the request, safe to show to the person who made it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Banned(UserError):
+    def __init__(self) -> None:
+        super().__init__("You are banned from using sojourn on this server. Ask a moderator if this is a mistake.")
+
+
+class InsufficientCredits(UserError):
+    def __init__(self, needed: int, balance: int) -> None:
+        super().__init__(
+            f"This needs {needed} credits and you have {balance}. "
+            "Try a lower --q, fewer permutations or --repeat, or wait for tomorrow's free credits."
+        )
+        self.needed = needed
+        self.balance = balance
+
+
+class TooManyJobs(UserError):
+    def __init__(self, active: int, adding: int, allowed: int) -> None:
+        super().__init__(
+            f"You have {active} jobs running or waiting and this adds {adding}; the limit is {allowed}. "
+            "Wait for some to finish, or /cancel one."
+        )
+
+
+class JobNotFound(UserError):
+    def __init__(self, job_id: object) -> None:
+        super().__init__(f"There is no job {job_id}: check the id (from /info or the result message).")

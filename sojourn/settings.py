@@ -1,0 +1,98 @@
+"""Typed settings, read once from the environment (and `.env`) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelPreset(BaseModel):
+    """What `--v N` / `--niji N` selects: step budget, scheduler and style."""
+
+    steps: int = 30  # at --quality 1
+    scheduler: str = "dpmpp_2m_karras"
+    style_suffix: str = "masterful composition, rich detail, cinematic lighting"
+    guidance_min: float = 5.0  # at --stylize 1000
+    guidance_max: float = 7.5  # at --stylize 0
+
+
+def default_presets() -> dict[str, ModelPreset]:
+    return {
+        "6": ModelPreset(),
+        "niji 6": ModelPreset(
+            style_suffix="anime illustration, vibrant colors, clean line art, cel shading",
+        ),
+    }
+
+
+class ModelPaths(BaseModel):
+    """Hub ids or local `save_pretrained` folders; both load through `from_pretrained`."""
+
+    base: str = "stabilityai/stable-diffusion-xl-base-1.0"
+    refiner: str = "stabilityai/stable-diffusion-xl-refiner-1.0"
+    unclip: str = "stabilityai/stable-diffusion-2-1-unclip"
+    vae: str = "madebyollin/sdxl-vae-fp16-fix"
+
+    def are_local(self) -> bool:
+        return all(Path(p).is_dir() for p in (self.base, self.refiner, self.unclip, self.vae))
+
+
+class Limits(BaseModel):
+    max_running_per_user: int = 3
+    max_queued_per_user: int = 10
+    max_permutations: int = 12
+    max_repeat: int = 4
+    max_prompt_chars: int = 2000
+    max_jobs_per_prompt: int = 12  # permutations × repeats
+
+
+class Credits(BaseModel):
+    daily_free: int = 40
+    # One credit buys 30 denoising steps on one megapixel (one image at --q 1, roughly).
+    megapixel_steps_per_credit: float = 30.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SOJOURN_", env_file=".env", env_nested_delimiter="__", extra="ignore",
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Path(".sojourn")
+    database_url: str = ""  # default: SQLite under data_dir
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "SOJOURN_REDIS_URL"))
+    discord_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DISCORD_TOKEN", "SOJOURN_DISCORD_TOKEN")
+    )
+    storage_dir: Path | None = None  # default: data_dir / "images"
+
+    models: ModelPaths = ModelPaths()
+    presets: dict[str, ModelPreset] = Field(default_factory=default_presets)
+    default_preset: str = "6"
+    device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
+    dtype: str = "auto"  # auto (fp16 on GPU, fp32 on CPU), float16, bfloat16, float32
+    preview_every: int = 5  # publish a low-resolution preview every N denoising steps
+
+    limits: Limits = Limits()
+    credits: Credits = Credits()
+
+    task_soft_time_limit: int = 600
+    task_time_limit: int = 660
+    max_attempts: int = 3  # deliveries of one job before it is failed and refunded
+    cli_user_id: int = 0  # the local user `sojourn render` bills
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'sojourn.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.data_dir / "images").resolve()
+
+    @property
+    def embedded_broker_dir(self) -> Path:
+        return (self.data_dir / "broker").resolve()

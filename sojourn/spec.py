@@ -1,0 +1,60 @@
+"""The one contract between the prompt parser, the job service and the worker.
+
+A `JobSpec` is what `/imagine` text becomes after parsing: fully resolved, validated,
+JSON-serialisable. The worker renders from it alone; the database stores it as JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SEED_MAX = 4_294_967_295
+IMAGES_PER_JOB = 4
+
+
+class PromptPart(BaseModel):
+    """One `text::weight` segment of a multi-prompt. `text` keeps A1111 `(word:1.2)` emphasis."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    weight: float = 1.0
+
+
+class JobSpec(BaseModel):
+    """A validated, fully resolved render request (one permutation, one repeat)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt: tuple[PromptPart, ...]
+    negative_prompt: str = ""
+    aspect: str = "1:1"  # as the user asked, reduced (e.g. "16:9")
+    width: int = 1024
+    height: int = 1024
+    seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
+    steps: int = 30
+    guidance: float = 7.25
+    chaos: int = 0
+    stylize: int = 100
+    quality: float = 1.0
+    stop: int = 100
+    tile: bool = False
+    weird: int = 0
+    raw: bool = False
+    style_suffix: str = ""  # resolved from the preset; empty with --style raw
+    preset: str = "6"  # the `--v` / `--niji` preset name as in settings
+    scheduler: str = "dpmpp_2m_karras"
+    repeat: int = 1
+    private: bool = False
+    mode: Literal["fast", "relax"] = "fast"
+
+    def with_seed(self, seed: int) -> JobSpec:
+        return self.model_copy(update={"seed": seed})
+
+    def image_seeds(self) -> list[int]:
+        """Seeds of images 1-4: N..N+3 (wrapping at 2**32 so every seed stays valid)."""
+        if self.seed is None:
+            raise ValueError("seed is not drawn yet")
+        return [(self.seed + i) % (SEED_MAX + 1) for i in range(IMAGES_PER_JOB)]

@@ -1,0 +1,75 @@
+"""Shared fixtures: real PostgreSQL and Redis (started by scripts/with-services.sh), tiny models."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from db.migrate import upgrade_async
+from db.session import make_engine, make_sessionmaker
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_MODELS_CACHE = REPO / ".sojourn" / "test-models"
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the suite with `make test`, which starts PostgreSQL and Redis")
+    return value
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    return _required_env("SOJOURN_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def redis_base_url() -> str:
+    return _required_env("SOJOURN_TEST_REDIS_URL")
+
+
+async def create_database(admin_url: str) -> str:
+    """A fresh, empty Postgres database; returns its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin: AsyncEngine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    await admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="module")
+async def database_url(postgres_admin_url: str) -> str:
+    """A migrated Postgres database for one test module."""
+    url = await create_database(postgres_admin_url)
+    await upgrade_async(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> Iterator[object]:
+    """Tiny random-weight models, built once and reused (same code path as real weights)."""
+    from inference.tiny_models import make_tiny_models
+    from sojourn.settings import ModelPaths
+
+    marker = TINY_MODELS_CACHE / "complete"
+    if marker.exists():
+        yield ModelPaths.model_validate_json(marker.read_text())
+        return
+    paths = make_tiny_models(TINY_MODELS_CACHE)
+    marker.write_text(paths.model_dump_json())
+    yield paths
