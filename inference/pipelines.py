@@ -39,6 +39,7 @@ from PIL import Image
 from torch import nn
 
 from inference.errors import GpuOutOfMemory, JobCancelled
+from sojourn.prompt import emphasis_segments
 from sojourn.settings import ModelPaths
 from sojourn.spec import JobSpec
 
@@ -89,9 +90,7 @@ def resolve_dtype(setting: str | torch.dtype, device: torch.device) -> torch.dty
     try:
         return _DTYPES[setting]
     except KeyError:
-        raise ValueError(
-            f"unknown dtype {setting!r}: use auto, float16, bfloat16 or float32"
-        ) from None
+        raise ValueError(f"unknown dtype {setting!r}: use auto, float16, bfloat16 or float32") from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -128,8 +127,9 @@ def make_scheduler(name: str, base_config: Any) -> SchedulerMixin:
 class ModelRegistry:
     """The process's pipelines, each loaded on first use and kept.
 
-    `load_counts` counts `from_pretrained` calls per model, so a benchmark can prove that a second
-    job reloads nothing.
+    The pipelines share modules and per-job state (scheduler, tiling), so a registry renders one job
+    at a time. `load_counts` counts `from_pretrained` calls per model, so a benchmark can prove that
+    a second job reloads nothing.
     """
 
     def __init__(
@@ -146,7 +146,7 @@ class ModelRegistry:
         self._refiner: StableDiffusionXLImg2ImgPipeline | None = None
         self._unclip: StableUnCLIPImg2ImgPipeline | None = None
         self._prompt_encoder: _PromptEncoder | None = None
-        self._scheduler_configs: dict[str, Any] = {}
+        self._scheduler_configs: dict[int, Any] = {}  # by id() of the pipeline, which lives as long
 
     @property
     def load_count(self) -> int:
@@ -155,31 +155,34 @@ class ModelRegistry:
     @property
     def base(self) -> StableDiffusionXLPipeline:
         if self._base is None:
+            log.info("loading SDXL base from %s with the VAE from %s", self.models.base, self.models.vae)
             # The standalone VAE is the fp16-safe one; the checkpoint's own VAE overflows in float16.
             vae = AutoencoderKL.from_pretrained(self.models.vae, dtype=self.dtype)
             self.load_counts["vae"] += 1
             pipe = StableDiffusionXLPipeline.from_pretrained(self.models.base, vae=vae, dtype=self.dtype)
             self.load_counts["base"] += 1
-            self._base = self._prepare(pipe, "base")
+            self._base = self._prepare(pipe)
         return self._base
 
     @property
     def refiner(self) -> StableDiffusionXLImg2ImgPipeline:
         if self._refiner is None:
             base = self.base
+            log.info("loading SDXL refiner from %s", self.models.refiner)
             pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(
                 self.models.refiner, text_encoder_2=base.text_encoder_2, vae=base.vae, dtype=self.dtype
             )
             self.load_counts["refiner"] += 1
-            self._refiner = self._prepare(pipe, "refiner")
+            self._refiner = self._prepare(pipe)
         return self._refiner
 
     @property
     def unclip(self) -> StableUnCLIPImg2ImgPipeline:
         if self._unclip is None:
+            log.info("loading Stable unCLIP from %s", self.models.unclip)
             pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(self.models.unclip, dtype=self.dtype)
             self.load_counts["unclip"] += 1
-            self._unclip = self._prepare(pipe, "unclip")
+            self._unclip = self._prepare(pipe)
         return self._unclip
 
     @property
@@ -192,11 +195,15 @@ class ModelRegistry:
         """Load what a txt2img job needs now rather than on the first job."""
         _ = self.refiner
 
-    def use_scheduler(self, pipe: DiffusionPipeline, name: str) -> None:
-        """Swap `pipe`'s scheduler for a fresh one (cheap); always built from the checkpoint's config."""
-        pipe.scheduler = make_scheduler(name, self._scheduler_configs[_pipe_key(pipe)])
+    def checkpoint_scheduler_config(self, pipe: DiffusionPipeline) -> Any:
+        """The scheduler config `pipe` was loaded with, untouched by later swaps."""
+        return self._scheduler_configs[id(pipe)]
 
-    def _prepare(self, pipe: DiffusionPipeline, key: str) -> Any:
+    def use_scheduler(self, pipe: DiffusionPipeline, name: str) -> None:
+        """Swap `pipe`'s scheduler for a fresh one (cheap), built from the checkpoint's own config."""
+        pipe.scheduler = make_scheduler(name, self.checkpoint_scheduler_config(pipe))
+
+    def _prepare(self, pipe: DiffusionPipeline) -> Any:
         pipe.to(self.device)
         for name in ("unet", "vae"):
             module = getattr(pipe, name, None)
@@ -204,14 +211,12 @@ class ModelRegistry:
                 # Most convolutions run faster in NHWC (cuDNN and oneDNN alike).
                 module.to(memory_format=torch.channels_last)
                 _use_sdpa(module)
+        if getattr(pipe, "vae", None) is not None:
+            # Decode the four images one at a time: a quarter of the peak memory for little time.
+            pipe.vae.enable_slicing()
         pipe.set_progress_bar_config(disable=True)
-        self._scheduler_configs[key] = pipe.scheduler.config
-        pipe._sojourn_key = key
+        self._scheduler_configs[id(pipe)] = pipe.scheduler.config
         return pipe
-
-
-def _pipe_key(pipe: DiffusionPipeline) -> str:
-    return pipe._sojourn_key  # type: ignore[attr-defined, no-any-return]
 
 
 def _use_sdpa(model: nn.Module) -> None:
@@ -223,26 +228,6 @@ def _use_sdpa(model: nn.Module) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Weighted prompts → embeddings
 # ---------------------------------------------------------------------------------------------------
-
-
-def _emphasis_segments_minimal(text: str) -> list[tuple[str, float]]:
-    """Stand-in for `sojourn.prompt.emphasis_segments`: `(inner:w)` weighs w, the rest 1.0."""
-    import re
-
-    pattern = re.compile(r"\((?P<inner>[^()]+):\s*(?P<weight>[+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*\)")
-    segments: list[tuple[str, float]] = []
-    start = 0
-    for match in pattern.finditer(text):
-        if match.start() > start:
-            segments.append((text[start : match.start()], 1.0))
-        segments.append((match["inner"], float(match["weight"])))
-        start = match.end()
-    if start < len(text):
-        segments.append((text[start:], 1.0))
-    return segments
-
-
-emphasis_segments = _emphasis_segments_minimal
 
 
 @dataclass(frozen=True)
@@ -265,7 +250,7 @@ def _blend(embeddings: Sequence[_Embedding], weights: Sequence[float]) -> _Embed
 
 
 class _PromptEncoder:
-    """A1111-weighted text → SDXL embeddings, through compel, one instance per text encoder.
+    """A1111-weighted text → SDXL embeddings, through one compel per text encoder.
 
     Long prompts are not truncated: they run through the encoders in 77-token chunks, and every
     embedding of a job is padded (with the empty prompt's chunk) to the longest one.
@@ -293,7 +278,9 @@ class _PromptEncoder:
     def encode(self, text: str) -> _Embedding:
         segments = [(part, weight) for part, weight in emphasis_segments(text) if part] or [("", 1.0)]
         prompt = FlattenedPrompt([Fragment(part, weight) for part, weight in segments])
-        hidden = [encoder.build_conditioning_tensor_for_prompt_object(prompt)[0][0] for encoder in self.encoders]
+        hidden = [
+            encoder.build_conditioning_tensor_for_prompt_object(prompt)[0][0] for encoder in self.encoders
+        ]
         hidden = self._pad(hidden)
         plain_text = "".join(part for part, _ in segments)
         pooled = self.encoders[1].conditioning_provider.get_pooled_embeddings([plain_text])
@@ -311,7 +298,10 @@ class _PromptEncoder:
         if embedding.tokens.shape[1] == length:
             return embedding
         halves = (embedding.tokens[..., : self.width_1], embedding.tokens[..., self.width_1 :])
-        padded = [self._pad_one(h, encoder, length).float() for h, encoder in zip(halves, self.encoders, strict=True)]
+        padded = [
+            self._pad_one(h, encoder, length).float()
+            for h, encoder in zip(halves, self.encoders, strict=True)
+        ]
         return _Embedding(tokens=torch.cat(padded, dim=-1), pooled=embedding.pooled)
 
     @staticmethod
@@ -349,6 +339,7 @@ class JobConditioning:
         )
 
 
+@torch.inference_mode()
 def encode_job_prompt(registry: ModelRegistry, spec: JobSpec) -> tuple[JobConditioning, JobConditioning]:
     """Conditioning for the base and for the refiner, batched over the job's four images.
 
@@ -462,7 +453,7 @@ def _plan(scheduler: SchedulerMixin, steps: int, stop: int) -> _Plan:
     train_steps = scheduler.config.num_train_timesteps
 
     def cutoff(fraction: float) -> int:
-        return int(round(train_steps - fraction * train_steps))
+        return round(train_steps - fraction * train_steps)
 
     base_end = min(end, REFINER_START)
     base_steps = sum(t >= cutoff(base_end) for t in timesteps)
@@ -473,10 +464,15 @@ def _plan(scheduler: SchedulerMixin, steps: int, stop: int) -> _Plan:
             cutoff(REFINER_START) > t >= (cutoff(end) if refiner_end else -1) for t in timesteps
         )
     if refiner_steps == 0:  # e.g. --stop 81: nothing is left for the refiner; the base finishes
-        return _Plan(base_end=base_end if base_end < 1 else None, base_steps=base_steps, refiner_end=None,
-                     refiner_steps=0)
-    return _Plan(base_end=REFINER_START, base_steps=base_steps, refiner_end=refiner_end,
-                 refiner_steps=refiner_steps)
+        return _Plan(
+            base_end=base_end if base_end < 1 else None,
+            base_steps=base_steps,
+            refiner_end=None,
+            refiner_steps=0,
+        )
+    return _Plan(
+        base_end=REFINER_START, base_steps=base_steps, refiner_end=refiner_end, refiner_steps=refiner_steps
+    )
 
 
 class _StepReporter:
@@ -494,18 +490,19 @@ class _StepReporter:
         self.is_cancelled = is_cancelled
         self.preview_every = preview_every
         self.done = 0
+        self.percent = 0
         self.cancelled = False
 
     def __call__(
         self, pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         self.done += 1
+        self.percent = min(100, self.done * 100 // self.planned_steps)
         if self.on_progress is not None:
-            percent = min(100, self.done * 100 // self.planned_steps)
             preview = None
-            if self.preview_every > 0 and (self.done % self.preview_every == 0 or percent == 100):
+            if self.preview_every > 0 and (self.done % self.preview_every == 0 or self.percent == 100):
                 preview = latent_preview_png(tensors["latents"][0])
-            self.on_progress(percent, preview)
+            self.on_progress(self.percent, preview)
         if self.is_cancelled is not None and self.is_cancelled():
             self.cancelled = True
             pipe._interrupt = True
@@ -593,7 +590,9 @@ def render_grid_images(
         registry.use_scheduler(refiner, spec.scheduler)
         plan = _plan(base.scheduler, spec.steps, spec.stop)
         base_conditioning, refiner_conditioning = encode_job_prompt(registry, spec)
-        reporter = _StepReporter(plan.base_steps + plan.refiner_steps, on_progress, is_cancelled, preview_every)
+        reporter = _StepReporter(
+            plan.base_steps + plan.refiner_steps, on_progress, is_cancelled, preview_every
+        )
         generators = image_generators(spec.image_seeds())
         size = {"original_size": (spec.height, spec.width), "target_size": (spec.height, spec.width)}
         tiling = seamless_tiling([base.unet, refiner.unet, base.vae]) if spec.tile else nullcontext()
@@ -629,4 +628,6 @@ def render_grid_images(
                 if reporter.cancelled:
                     raise JobCancelled()
         images: list[Image.Image] = list(result.images)
+    if on_progress is not None and reporter.percent < 100:  # the plan and the pipelines disagreed
+        on_progress(100, None)
     return images

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -28,6 +28,17 @@ from inference.tiny_models import make_tiny_models
 from sojourn.spec import JobSpec, PromptPart
 
 FAST = {"width": 256, "height": 256, "steps": 6}  # for tests where resolution and step count don't matter
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_cpu_thread() -> Iterator[None]:
+    # The tiny models run thousands of very small ops; with OpenMP threads competing for the cores
+    # with anything else (another test process) they spin and run 5× slower, while alone one
+    # thread is only ~1.5× slower than two.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +122,9 @@ def test_wide_job_renders_at_its_bucket_without_reloading(registry: ModelRegistr
     render_grid_images(registry, make_spec(**FAST))
     loads = dict(registry.load_counts)
 
-    spec = JobSpec(prompt=(PromptPart(text="a lighthouse"),), seed=7, width=1344, height=768, aspect="16:9")
+    spec = JobSpec(
+        prompt=(PromptPart(text="a lighthouse"),), seed=7, width=1344, height=768, aspect="16:9", steps=12
+    )
     images = render_grid_images(registry, spec)
 
     assert [image.size for image in images] == [(1344, 768)] * 4
@@ -135,19 +148,29 @@ def test_seeds_wrap_at_the_top_of_the_range(registry: ModelRegistry) -> None:
 
 def test_stop_ends_early_without_the_refiner(registry: ModelRegistry) -> None:
     progress: list[int] = []
-    images = render_grid_images(registry, make_spec(stop=50, steps=10, width=256, height=256),
-                                on_progress=lambda p, _: progress.append(p))
+    images = render_grid_images(
+        registry,
+        make_spec(stop=50, steps=10, width=256, height=256),
+        on_progress=lambda p, _: progress.append(p),
+    )
     assert len(images) == 4
     assert progress[-1] == 100 and len(progress) == 5
 
 
 def test_stop_plans_follow_the_pipelines_cutoffs(registry: ModelRegistry) -> None:
-    scheduler = make_scheduler("dpmpp_2m_karras", registry.base.scheduler.config)
-    full = pipelines._plan(scheduler, 30, 100)
-    assert (full.base_end, full.refiner_end, full.base_steps, full.refiner_steps) == (0.8, None, 24, 6)
-    late = pipelines._plan(scheduler, 30, 90)
-    assert late.refine and late.refiner_end == 0.9 and late.base_steps + late.refiner_steps < 30
-    early = pipelines._plan(scheduler, 30, 50)
+    # The split is by noise level (the refiner is trained on t < 200), as diffusers cuts it; with
+    # Karras sigmas more steps fall below that level, so the refiner takes 11 of 30 rather than 6.
+    config = registry.checkpoint_scheduler_config(registry.base)
+    karras = make_scheduler("dpmpp_2m_karras", config)
+    full = pipelines._plan(karras, 30, 100)
+    assert (full.base_end, full.refiner_end, full.base_steps, full.refiner_steps) == (0.8, None, 19, 11)
+    nothing_left_to_refine = pipelines._plan(karras, 30, 81)
+    assert not nothing_left_to_refine.refine and nothing_left_to_refine.base_end == 0.8
+
+    euler = make_scheduler("euler", config)
+    late = pipelines._plan(euler, 30, 90)
+    assert (late.base_steps, late.refiner_end, late.refiner_steps) == (23, 0.9, 4)
+    early = pipelines._plan(euler, 30, 50)
     assert not early.refine and early.base_end == 0.5
 
 
@@ -252,8 +275,12 @@ def _cancel_after(calls: int) -> Callable[[], bool]:
 def test_cancel_stops_at_the_next_step(registry: ModelRegistry) -> None:
     progress: list[int] = []
     with pytest.raises(JobCancelled):
-        render_grid_images(registry, make_spec(**FAST), on_progress=lambda p, _: progress.append(p),
-                           is_cancelled=_cancel_after(3))
+        render_grid_images(
+            registry,
+            make_spec(**FAST),
+            on_progress=lambda p, _: progress.append(p),
+            is_cancelled=_cancel_after(3),
+        )
     assert len(progress) == 3  # checked once before starting, then after each step
 
     assert len(render_grid_images(registry, make_spec(**FAST))) == 4  # the pipelines still work
@@ -281,12 +308,18 @@ def test_preview_is_a_small_png_for_any_latents(shape: tuple[int, int, int]) -> 
 
 
 def test_unclip_loads_only_when_used_and_makes_a_variation(registry: ModelRegistry) -> None:
-    render_grid_images(registry, make_spec(**FAST))
+    registry.preload()  # everything a txt2img job needs
     assert registry.load_counts["unclip"] == 0
 
     source = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     with torch.inference_mode():
-        result = registry.unclip(image=source, prompt="a lighthouse", num_inference_steps=2, height=64,
-                                 width=64, generator=torch.Generator("cpu").manual_seed(0))
+        result = registry.unclip(
+            image=source,
+            prompt="a lighthouse",
+            num_inference_steps=2,
+            height=64,
+            width=64,
+            generator=torch.Generator("cpu").manual_seed(0),
+        )
     assert result.images[0].size == (64, 64)
     assert registry.load_counts["unclip"] == 1

@@ -27,7 +27,10 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> ModelPaths:
 
 def test_the_four_folders_are_where_the_paths_say(paths: ModelPaths) -> None:
     assert [Path(p).name for p in (paths.base, paths.refiner, paths.unclip, paths.vae)] == [
-        "sdxl-base", "sdxl-refiner", "unclip", "vae",
+        "sdxl-base",
+        "sdxl-refiner",
+        "unclip",
+        "vae",
     ]
     assert paths.are_local()
 

@@ -1,0 +1,222 @@
+"""A real Celery worker process on tiny models, with real Postgres and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+from PIL import Image as PILImage
+from sqlalchemy import select
+
+from db.models import Image, Job, JobStatus, LedgerEntry, LedgerKind
+from inference.celery_app import RENDER_TASK, make_celery
+from sojourn.bootstrap import settings_environment
+from sojourn.events import CHANNEL, JobEvent, decode_event
+from sojourn.queue import CeleryJobQueue
+from sojourn.services import jobs as job_service
+from sojourn.settings import Settings
+
+TODAY = dt.date(2026, 11, 21)
+JOB_TIMEOUT = 120.0
+
+
+class NotSent:
+    """A queue that sends nothing, to stage jobs the way a crash would leave them."""
+
+    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str, redis_base_url: str, tiny_models, tmp_path_factory) -> Settings:  # type: ignore[no-untyped-def]
+    redis_url = redis_base_url.rsplit("/", 1)[0] + "/4"
+    redis.Redis.from_url(redis_url).flushdb()
+    return Settings(
+        database_url=database_url, redis_url=redis_url, data_dir=tmp_path_factory.mktemp("worker-data"),
+        models=tiny_models, preview_every=5,
+    )
+
+
+@pytest.fixture(scope="module")
+def celery_app(settings: Settings):  # type: ignore[no-untyped-def]
+    return make_celery(settings)
+
+
+@pytest.fixture(scope="module")
+def worker(settings: Settings, celery_app, tmp_path_factory) -> Iterator[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
+    log_path = tmp_path_factory.mktemp("worker-log") / "worker.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sojourn", "worker"], env=settings_environment(settings), stdout=log, stderr=log
+        )
+    deadline = time.monotonic() + 60
+    while not celery_app.control.ping(timeout=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the worker did not start:\n{log_path.read_text()[-3000:]}")
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    if os.environ.get("SOJOURN_SHOW_WORKER_LOG"):
+        print(log_path.read_text())
+
+
+async def submit(sessions, settings, text: str, queue=None) -> Job:  # type: ignore[no-untyped-def]
+    queue = queue or CeleryJobQueue(make_celery(settings))
+    user_id = int(uuid.uuid4().int % 10**12)
+    jobs = await job_service.submit_prompt(sessions, settings, queue, user_id=user_id, text=text, today=TODAY)
+    return jobs[0]
+
+
+async def wait_for(sessions, job_id: uuid.UUID, statuses=(JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)) -> Job:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while time.monotonic() < deadline:
+        async with sessions() as session:
+            job = await session.get(Job, job_id)
+            if job is not None and job.status in statuses:
+                return job
+        await asyncio.sleep(0.1)
+    pytest.fail(f"job {job_id} did not reach {statuses} in {JOB_TIMEOUT} s")
+
+
+async def images_of(sessions, job_id: uuid.UUID) -> list[Image]:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        return list((await session.execute(select(Image).where(Image.job_id == job_id).order_by(Image.index))).scalars())
+
+
+async def ledger_kinds(sessions, job_id: uuid.UUID) -> list[LedgerKind]:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        rows = await session.execute(select(LedgerEntry.kind).where(LedgerEntry.job_id == job_id).order_by(LedgerEntry.id))
+        return list(rows.scalars())
+
+
+async def test_imagine_renders_four_images_and_a_grid(sessions, settings, worker) -> None:  # type: ignore[no-untyped-def]
+    job = await submit(sessions, settings, "a lighthouse in a storm --ar 16:9 --seed 7")
+    done = await wait_for(sessions, job.id)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert done.started_at and done.finished_at and done.worker_id and done.progress == 100
+
+    images = await images_of(sessions, job.id)
+    assert [i.index for i in images] == [0, 1, 2, 3, 4]
+    assert [i.seed for i in images[1:]] == [7, 8, 9, 10]
+    root = settings.resolved_storage_dir
+    for image in images:
+        png = PILImage.open(root / image.storage_key)
+        assert png.format == "PNG" and png.size == (1344, 768) == (image.width, image.height)
+        assert "--ar 16:9" in png.text["parameters"] and "--seed 7" in png.text["parameters"]
+        assert json.loads(png.text["sojourn"])["job_id"] == str(job.id)
+    assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]
+
+
+async def test_progress_events_reach_100_with_previews(sessions, settings, worker) -> None:  # type: ignore[no-untyped-def]
+    events: list[JobEvent] = []
+    pubsub = redis.Redis.from_url(settings.redis_url).pubsub()
+    pubsub.subscribe(CHANNEL)
+    stop = threading.Event()
+
+    def listen() -> None:
+        while not stop.is_set():
+            message = pubsub.get_message(timeout=0.2)
+            if message and message["type"] == "message":
+                events.append(decode_event(message["data"]))
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    job = await submit(sessions, settings, "a red fox --seed 11")
+    await wait_for(sessions, job.id)
+    await asyncio.sleep(0.3)
+    stop.set()
+    listener.join()
+    mine = [e for e in events if e.job_id == str(job.id)]
+    progress = [e.percent for e in mine if e.kind == "progress"]
+    assert progress == sorted(progress) and progress[-1] == 100 and len(progress) >= 10
+    previews = [e.preview_png() for e in mine if e.preview_png_b64]
+    assert previews and PILImage.open(io.BytesIO(previews[0])).format == "PNG"
+    assert mine[0].kind == "started" and mine[-1].kind == "succeeded"
+
+
+async def test_a_redelivered_finished_job_does_nothing(sessions, settings, celery_app, worker) -> None:  # type: ignore[no-untyped-def]
+    job = await submit(sessions, settings, "a teapot --seed 3")
+    await wait_for(sessions, job.id)
+    before = [(i.id, i.storage_key) for i in await images_of(sessions, job.id)]
+    celery_app.send_task(RENDER_TASK, args=[str(job.id)], queue="fast")
+    barrier = await submit(sessions, settings, "a barrier --seed 4 --q .25")  # one job at a time: runs after it
+    await wait_for(sessions, barrier.id)
+    assert [(i.id, i.storage_key) for i in await images_of(sessions, job.id)] == before
+    assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]
+
+
+async def test_a_half_run_job_is_redone_cleanly(sessions, settings, celery_app, worker) -> None:  # type: ignore[no-untyped-def]
+    job = await submit(sessions, settings, "a windmill --seed 21", queue=NotSent())
+    async with sessions.begin() as session:  # as a worker that died mid-job would leave it
+        stuck = await session.get(Job, job.id)
+        stuck.status, stuck.worker_id, stuck.attempts = JobStatus.RUNNING, "gone@elsewhere", 1  # type: ignore[union-attr]
+        stuck.heartbeat_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # type: ignore[union-attr]
+        session.add(Image(job_id=job.id, index=1, seed=0, width=1, height=1, storage_key="jobs/partial.png"))
+    celery_app.send_task(RENDER_TASK, args=[str(job.id)], queue="fast")
+    done = await wait_for(sessions, job.id)
+    assert done.status == JobStatus.SUCCEEDED and done.attempts == 2
+    images = await images_of(sessions, job.id)
+    assert [i.index for i in images] == [0, 1, 2, 3, 4] and all(i.storage_key != "jobs/partial.png" for i in images)
+    assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]
+
+
+async def test_a_failing_job_is_refunded_and_the_worker_carries_on(sessions, settings, celery_app, worker) -> None:  # type: ignore[no-untyped-def]
+    job = await submit(sessions, settings, "a broken job --seed 9", queue=NotSent())
+    async with sessions.begin() as session:  # a spec the pipeline cannot run
+        broken = await session.get(Job, job.id)
+        broken.spec = {**broken.spec, "scheduler": "no_such_scheduler"}  # type: ignore[union-attr]
+    celery_app.send_task(RENDER_TASK, args=[str(job.id)], queue="fast")
+    failed = await wait_for(sessions, job.id)
+    assert failed.status == JobStatus.FAILED
+    assert "refunded" in (failed.error or "") and "Traceback" not in (failed.error or "")
+    assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.REFUND]
+
+    after = await submit(sessions, settings, "a healthy job --seed 10 --q .25")
+    assert (await wait_for(sessions, after.id)).status == JobStatus.SUCCEEDED
+
+
+async def test_cancelling_a_running_job_interrupts_it_and_refunds(sessions, settings, worker) -> None:  # type: ignore[no-untyped-def]
+    job = await submit(sessions, settings, "a very slow cathedral --q 2 --seed 12")
+    await wait_for(sessions, job.id, statuses=(JobStatus.RUNNING,))
+    async with sessions.begin() as session:
+        assert await job_service.cancel_job(session, job.id)
+    cancelled = await wait_for(sessions, job.id)
+    assert cancelled.status == JobStatus.CANCELLED
+    assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.REFUND]
+    after = await submit(sessions, settings, "next in line --seed 13 --q .25")
+    done = await wait_for(sessions, after.id)
+    assert done.status == JobStatus.SUCCEEDED
+    assert await images_of(sessions, job.id) == []
+
+
+async def test_a_killed_worker_process_loses_no_job(sessions, settings, worker) -> None:  # type: ignore[no-untyped-def]
+    job = await submit(sessions, settings, "a phoenix --q 2 --seed 14")
+    await wait_for(sessions, job.id, statuses=(JobStatus.RUNNING,))
+    children = psutil.Process(worker.pid).children(recursive=True)
+    assert children, "the prefork pool should have a child process"
+    for child in children:
+        child.kill()  # as the kernel's OOM killer would
+    done = await wait_for(sessions, job.id)
+    assert done.status == JobStatus.SUCCEEDED and done.attempts == 2
+    assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]
+    assert len(await images_of(sessions, job.id)) == 5
+
+
+_ = Path
