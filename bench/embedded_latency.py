@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from db.migrate import upgrade_async  # noqa: E402
-from db.session import make_engine, make_sessionmaker  # noqa: E402
-from inference.celery_app import make_celery  # noqa: E402
-from sojourn.bootstrap import ensure_runnable_models, start_worker, stop_worker  # noqa: E402
-from sojourn.queue import CeleryJobQueue  # noqa: E402
-from sojourn.services import jobs as job_service  # noqa: E402
-from sojourn.services.results import wait_for_jobs  # noqa: E402
-from sojourn.settings import Settings  # noqa: E402
+from db.migrate import upgrade_async
+from db.session import make_engine, make_sessionmaker
+from inference.celery_app import make_celery
+from sojourn.bootstrap import ensure_runnable_models, start_worker, stop_worker
+from sojourn.queue import CeleryJobQueue
+from sojourn.services import jobs as job_service
+from sojourn.services.results import wait_for_jobs
+from sojourn.settings import Settings
 
 PROMPT = "a lighthouse in a storm --ar 16:9 --seed {seed}"
 JOBS = 3
@@ -49,8 +49,10 @@ async def measure_lag(stop: asyncio.Event, lags: list[float]) -> None:
 def report(label: str, lags: list[float], wall: float) -> None:
     ms = sorted(lag * 1000 for lag in lags)
     p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
-    print(f"{label:<8} {JOBS} jobs in {wall:6.1f} s   loop lag: median {statistics.median(ms):6.2f} ms   "
-          f"p99 {p99:7.2f} ms   max {ms[-1]:7.2f} ms   (n={len(ms)})")
+    print(
+        f"{label:<8} {JOBS} jobs in {wall:6.1f} s   loop lag: median {statistics.median(ms):6.2f} ms   "
+        f"p99 {p99:7.2f} ms   max {ms[-1]:7.2f} ms   (n={len(ms)})"
+    )
 
 
 async def submit(sessions, settings, queue, count: int, offset: int):  # type: ignore[no-untyped-def]

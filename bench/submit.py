@@ -18,14 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from db.session import make_engine, make_sessionmaker  # noqa: E402
-from inference.celery_app import make_celery  # noqa: E402
-from sojourn.prompt import PromptRules  # noqa: E402
-from sojourn.queue import CeleryJobQueue  # noqa: E402
-from sojourn.services import jobs as job_service  # noqa: E402
-from sojourn.settings import Settings  # noqa: E402
-from tests.conftest import create_database  # noqa: E402
-from db.migrate import upgrade_async  # noqa: E402
+from db.migrate import upgrade_async
+from db.session import make_engine, make_sessionmaker
+from inference.celery_app import make_celery
+from sojourn.prompt import PromptRules
+from sojourn.queue import CeleryJobQueue
+from sojourn.services import jobs as job_service
+from sojourn.settings import Settings
+from tests.conftest import create_database
 
 PROMPT = "a lighthouse in a storm --ar 16:9 --seed 7 --chaos 10 --no fog, people"
 
@@ -37,7 +37,10 @@ def percentile(values: list[float], q: float) -> float:
 
 def describe(label: str, seconds: list[float]) -> None:
     ms = [s * 1000 for s in seconds]
-    print(f"{label:<34} n={len(ms):<4} median {statistics.median(ms):7.2f} ms   p99 {percentile(ms, 99):7.2f} ms   max {max(ms):7.2f} ms")
+    print(
+        f"{label:<34} n={len(ms):<4} median {statistics.median(ms):7.2f} ms   "
+        f"p99 {percentile(ms, 99):7.2f} ms   max {max(ms):7.2f} ms"
+    )
 
 
 async def main() -> None:
@@ -60,7 +63,9 @@ async def main() -> None:
 
     async def one() -> float:
         started = time.perf_counter()
-        await job_service.submit_prompt(sessions, settings, queue, user_id=next(users), text=PROMPT, rules=rules, today=today)
+        await job_service.submit_prompt(
+            sessions, settings, queue, user_id=next(users), text=PROMPT, rules=rules, today=today
+        )
         return time.perf_counter() - started
 
     for _ in range(20):  # warm connections, caches and the Celery producer pool
@@ -77,7 +82,10 @@ async def main() -> None:
         walls.append(time.perf_counter() - started)
     describe(f"{args.concurrent} concurrent (x{args.rounds} rounds)", burst)
     throughput = args.concurrent / statistics.median(walls)
-    print(f"{'burst throughput':<34} {throughput:7.0f} submissions/s (median round wall {statistics.median(walls) * 1000:.0f} ms)")
+    print(
+        f"{'burst throughput':<34} {throughput:7.0f} submissions/s "
+        f"(median round wall {statistics.median(walls) * 1000:.0f} ms)"
+    )
     await engine.dispose()
 
 

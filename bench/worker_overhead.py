@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from db.migrate import upgrade_async  # noqa: E402
-from db.session import make_engine, make_sessionmaker  # noqa: E402
-from inference.runner import JobRunner  # noqa: E402
-from sojourn.bootstrap import ensure_runnable_models  # noqa: E402
-from sojourn.services import credits  # noqa: E402
-from sojourn.services import jobs as job_service  # noqa: E402
-from sojourn.settings import Settings  # noqa: E402
+from db.migrate import upgrade_async
+from db.session import make_engine, make_sessionmaker
+from inference.runner import JobRunner
+from sojourn.bootstrap import ensure_runnable_models
+from sojourn.services import credits
+from sojourn.services import jobs as job_service
+from sojourn.settings import Settings
 
 
 class NotSent:
@@ -43,7 +43,9 @@ async def prepare(settings: Settings, count: int, prompt: str) -> list[uuid.UUID
         await credits.grant(session, 1, 10_000, key=f"bench:{uuid.uuid4()}")
     ids: list[uuid.UUID] = []
     for i in range(count):
-        jobs = await job_service.submit_prompt(sessions, settings, NotSent(), user_id=1, text=prompt.format(seed=i))
+        jobs = await job_service.submit_prompt(
+            sessions, settings, NotSent(), user_id=1, text=prompt.format(seed=i)
+        )
         ids += [job.id for job in jobs]
     await engine.dispose()
     return ids
@@ -80,8 +82,14 @@ def main() -> None:
         print(f"backend: {backend}; {args.jobs} warm jobs: {args.prompt!r}")
         print(f"job wall time      median {statistics.median(totals) * 1000:8.1f} ms")
         print(f"pipeline calls     median {statistics.median(pipelines) * 1000:8.1f} ms")
-        print(f"overhead share     median {statistics.median(shares) * 100:8.2f} %   max {max(shares) * 100:.2f} %")
-        print(f"model loads after warm-up {loads_after_warmup}, after all jobs {dict(runner.registry.load_counts)}")
+        print(
+            f"overhead share     median {statistics.median(shares) * 100:8.2f} %   "
+            f"max {max(shares) * 100:.2f} %"
+        )
+        print(
+            f"model loads after warm-up {loads_after_warmup}, "
+            f"after all jobs {dict(runner.registry.load_counts)}"
+        )
 
 
 if __name__ == "__main__":

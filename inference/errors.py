@@ -5,14 +5,14 @@ from __future__ import annotations
 from sojourn.errors import UserError
 
 
-class JobCancelled(Exception):  # noqa: N818 (an outcome, not a fault)
+class JobCancelled(Exception):
     """The job was cancelled while it rendered; the worker stopped at the next denoising step."""
 
     def __init__(self) -> None:
         super().__init__("the job was cancelled while it was rendering")
 
 
-class GpuOutOfMemory(UserError):  # noqa: N818 (named like the other domain errors)
+class GpuOutOfMemory(UserError):
     """The accelerator (or host) ran out of memory; the worker freed what it could and keeps running."""
 
     def __init__(self) -> None:

@@ -55,7 +55,9 @@ class JobRunner:
             from inference.pipelines import ModelRegistry, resolve_device, resolve_dtype
 
             device = resolve_device(self.settings.device)
-            self._registry = ModelRegistry(self.settings.models, device, resolve_dtype(self.settings.dtype, device))
+            self._registry = ModelRegistry(
+                self.settings.models, device, resolve_dtype(self.settings.dtype, device)
+            )
         return self._registry
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -128,10 +130,15 @@ class JobRunner:
         metadata = {"job_id": str(job.id), "spec": job.spec}
 
         def save(index: int, image: Any, key: str, seed: int | None) -> job_service.StoredImage:
-            data = encode_png(image, parameters=job.prompt, metadata={**metadata, "index": index, "seed": seed})
+            data = encode_png(
+                image, parameters=job.prompt, metadata={**metadata, "index": index, "seed": seed}
+            )
             self.storage.put(key, data)
             return job_service.StoredImage(
-                index=index, seed=seed if seed is not None else seeds[0], width=image.width, height=image.height,
+                index=index,
+                seed=seed if seed is not None else seeds[0],
+                width=image.width,
+                height=image.height,
                 storage_key=key,
             )
 
@@ -172,7 +179,9 @@ class _ProgressReporter:
 
         async def write() -> JobStatus | None:
             async with self.runner.sessions.begin() as session:
-                return await job_service.record_progress(session, self.job_id, self.runner.worker_node, percent)
+                return await job_service.record_progress(
+                    session, self.job_id, self.runner.worker_node, percent
+                )
 
         status = self.runner._run(write())
         if status != JobStatus.RUNNING:

@@ -35,7 +35,9 @@ def recover_on_start(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped
     async def recover() -> list[uuid.UUID]:
         engine = make_engine(settings.resolved_database_url, pool_size=1)
         try:
-            return await recover_jobs(make_sessionmaker(engine), CeleryJobQueue(app), max_attempts=settings.max_attempts)
+            return await recover_jobs(
+                make_sessionmaker(engine), CeleryJobQueue(app), max_attempts=settings.max_attempts
+            )
         finally:
             await engine.dispose()
 

@@ -42,8 +42,10 @@ def ensure_runnable_models(settings: Settings) -> Settings:
         paths = make_tiny_models(folder)
     else:
         paths = ModelPaths(
-            base=str(folder / "sdxl-base"), refiner=str(folder / "sdxl-refiner"),
-            unclip=str(folder / "unclip"), vae=str(folder / "vae"),
+            base=str(folder / "sdxl-base"),
+            refiner=str(folder / "sdxl-refiner"),
+            unclip=str(folder / "unclip"),
+            vae=str(folder / "vae"),
         )
     return settings.model_copy(update={"models": paths})
 

@@ -23,7 +23,9 @@ EXIT_BAD_INPUT = 2
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("SOJOURN_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("SOJOURN_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
+    )
     return int(args.handler(args) or 0)
 
 
@@ -50,9 +52,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="render a prompt end to end and print one JSON line per job")
     render.add_argument("prompt")
-    render.add_argument("--user", type=int, default=None, help="the user id to bill (default: the local user)")
     render.add_argument(
-        "--worker", choices=("auto", "yes", "no"), default="auto",
+        "--user", type=int, default=None, help="the user id to bill (default: the local user)"
+    )
+    render.add_argument(
+        "--worker",
+        choices=("auto", "yes", "no"),
+        default="auto",
         help="start a worker child process (auto: when no Redis broker is configured)",
     )
     render.add_argument("--timeout", type=float, default=600.0)
@@ -60,7 +66,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="model utilities")
     models_commands = models.add_subparsers(required=True, metavar="ACTION")
-    make_tiny = models_commands.add_parser("make-tiny", help="build tiny random-weight models (real architectures)")
+    make_tiny = models_commands.add_parser(
+        "make-tiny", help="build tiny random-weight models (real architectures)"
+    )
     make_tiny.add_argument("directory", type=Path)
     make_tiny.set_defaults(handler=_cmd_make_tiny)
     return parser
@@ -100,8 +108,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     settings = Settings()
     argv = [
-        "worker", f"--loglevel={args.loglevel}", "--concurrency=1", "--pool=prefork",
-        "-Q", ",".join(QUEUES), "-n", f"sojourn-{os.getpid()}@{socket.gethostname()}",
+        "worker",
+        f"--loglevel={args.loglevel}",
+        "--concurrency=1",
+        "--pool=prefork",
+        "-Q",
+        ",".join(QUEUES),
+        "-n",
+        f"sojourn-{os.getpid()}@{socket.gethostname()}",
     ]
     if not settings.redis_url:
         # The filesystem transport has no broadcast channel for these.
@@ -113,9 +127,15 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_bot(_args: argparse.Namespace) -> int:
     settings = Settings()
     if settings.discord_token is None:
-        print("DISCORD_TOKEN is not set: create a bot at https://discord.com/developers/applications", file=sys.stderr)
+        print(
+            "DISCORD_TOKEN is not set: create a bot at https://discord.com/developers/applications",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
-    print("The Discord front end is not built yet (it is the next issue); use `sojourn render` meanwhile.", file=sys.stderr)
+    print(
+        "The Discord front end is not built yet (it is the next issue); use `sojourn render` meanwhile.",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -129,7 +149,9 @@ def _cmd_run(_args: argparse.Namespace) -> int:
     if settings.discord_token is not None:
         return _cmd_bot(argparse.Namespace())
     print(f"No DISCORD_TOKEN set: rendering the example prompt on embedded defaults:\n  {EXAMPLE_PROMPT}")
-    code = _render(settings, EXAMPLE_PROMPT, user_id=settings.cli_user_id, start_worker=not settings.redis_url)
+    code = _render(
+        settings, EXAMPLE_PROMPT, user_id=settings.cli_user_id, start_worker=not settings.redis_url
+    )
     if code == 0:
         print(
             "\nTo connect Discord: create an application and bot at https://discord.com/developers/applications,\n"
@@ -150,7 +172,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return _render(settings, args.prompt, user_id=user_id, start_worker=spawn, timeout=args.timeout)
 
 
-def _render(settings: Settings, prompt: str, *, user_id: int, start_worker: bool, timeout: float = 600.0) -> int:
+def _render(
+    settings: Settings, prompt: str, *, user_id: int, start_worker: bool, timeout: float = 600.0
+) -> int:
     from sojourn.bootstrap import start_worker as spawn_worker
     from sojourn.bootstrap import stop_worker
 
@@ -162,7 +186,7 @@ def _render(settings: Settings, prompt: str, *, user_id: int, start_worker: bool
             stop_worker(worker)
 
 
-async def _submit_and_wait(settings: Settings, prompt: str, user_id: int, timeout: float) -> int:
+async def _submit_and_wait(settings: Settings, prompt: str, user_id: int, wait_seconds: float) -> int:
     from db.session import make_engine, make_sessionmaker
     from inference.celery_app import make_celery
     from sojourn.queue import CeleryJobQueue
@@ -180,7 +204,7 @@ async def _submit_and_wait(settings: Settings, prompt: str, user_id: int, timeou
             print(error.message, file=sys.stderr)
             return EXIT_BAD_INPUT
         job_ids: list[uuid.UUID] = [job.id for job in jobs]
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait_seconds
         finished = await wait_for_jobs(sessions, job_ids, deadline=deadline)
         failed = False
         for job_id in job_ids:
@@ -188,7 +212,10 @@ async def _submit_and_wait(settings: Settings, prompt: str, user_id: int, timeou
             failed |= report["status"] != "succeeded"
             print(json.dumps(report), flush=True)
         if not finished:
-            print(f"timed out after {timeout:.0f} s; the jobs stay queued and will run when a worker is up", file=sys.stderr)
+            print(
+                f"timed out after {wait_seconds:.0f} s; the jobs stay queued and run when a worker is up",
+                file=sys.stderr,
+            )
         return 1 if failed else 0
     finally:
         await engine.dispose()

@@ -13,7 +13,9 @@ class UserError(Exception):
 
 class Banned(UserError):
     def __init__(self) -> None:
-        super().__init__("You are banned from using sojourn on this server. Ask a moderator if this is a mistake.")
+        super().__init__(
+            "You are banned from using sojourn on this server. Ask a moderator if this is a mistake."
+        )
 
 
 class InsufficientCredits(UserError):

@@ -56,13 +56,18 @@ class Credits(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SOJOURN_", env_file=".env", env_nested_delimiter="__", extra="ignore",
+        env_prefix="SOJOURN_",
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="ignore",
         populate_by_name=True,
     )
 
     data_dir: Path = Path(".sojourn")
     database_url: str = ""  # default: SQLite under data_dir
-    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "SOJOURN_REDIS_URL"))
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "SOJOURN_REDIS_URL")
+    )
     discord_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DISCORD_TOKEN", "SOJOURN_DISCORD_TOKEN")
     )

@@ -63,10 +63,15 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
 @pytest.fixture(scope="session")
 def tiny_models() -> Iterator[object]:
     """Tiny random-weight models, built once and reused (same code path as real weights)."""
+    # Rebuilt whenever the builder changes, so a stale cache never hides a change.
+    import hashlib
+
+    import inference.tiny_models as builder
     from inference.tiny_models import make_tiny_models
     from sojourn.settings import ModelPaths
 
-    marker = TINY_MODELS_CACHE / "complete"
+    digest = hashlib.sha256(Path(builder.__file__).read_bytes()).hexdigest()[:16]
+    marker = TINY_MODELS_CACHE / f"complete-{digest}"
     if marker.exists():
         yield ModelPaths.model_validate_json(marker.read_text())
         return

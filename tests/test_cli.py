@@ -14,14 +14,18 @@ from sojourn.bootstrap import settings_environment
 from sojourn.settings import Settings
 
 
-def sojourn(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def sojourn(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sojourn", *args], capture_output=True, text=True, env=env, timeout=timeout
     )
 
 
 def test_parse_prints_one_json_spec_per_permutation() -> None:
-    result = sojourn("parse", "a {red, blue} lighthouse::2 storm::-0.5 --ar {1:1, 16:9} --seed 7 --no fog, rain")
+    result = sojourn(
+        "parse", "a {red, blue} lighthouse::2 storm::-0.5 --ar {1:1, 16:9} --seed 7 --no fog, rain"
+    )
     assert result.returncode == 0, result.stderr
     specs = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(specs) == 4
@@ -29,7 +33,19 @@ def test_parse_prints_one_json_spec_per_permutation() -> None:
     first = specs[0]
     assert first["prompt"] == [{"text": "a red lighthouse", "weight": 2.0}, {"text": "storm", "weight": -0.5}]
     assert first["negative_prompt"] == "fog, rain" and first["seed"] == 7
-    for key in ("steps", "guidance", "chaos", "stylize", "quality", "stop", "tile", "preset", "repeat", "private", "mode"):
+    for key in (
+        "steps",
+        "guidance",
+        "chaos",
+        "stylize",
+        "quality",
+        "stop",
+        "tile",
+        "preset",
+        "repeat",
+        "private",
+        "mode",
+    ):
         assert key in first
 
 

@@ -19,7 +19,7 @@ from sojourn.errors import Banned, InsufficientCredits
 
 
 def _insert_ignoring_duplicates(session: AsyncSession):  # type: ignore[no-untyped-def]
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
@@ -56,7 +56,12 @@ async def record_entry(
     result = await session.execute(
         insert(LedgerEntry)
         .values(
-            user_id=user_id, amount=amount, kind=kind, idempotency_key=key, job_id=job_id, note=note,
+            user_id=user_id,
+            amount=amount,
+            kind=kind,
+            idempotency_key=key,
+            job_id=job_id,
+            note=note,
             created_at=dt.datetime.now(dt.UTC),
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
@@ -72,7 +77,9 @@ async def record_entry(
 async def grant(session: AsyncSession, user_id: int, amount: int, *, key: str, note: str = "") -> bool:
     """An admin grant (or a negative correction). Reusing `key` grants nothing more."""
     await ensure_user(session, user_id)
-    return await record_entry(session, user_id=user_id, amount=amount, kind=LedgerKind.GRANT, key=key, note=note)
+    return await record_entry(
+        session, user_id=user_id, amount=amount, kind=LedgerKind.GRANT, key=key, note=note
+    )
 
 
 async def grant_daily_if_due(session: AsyncSession, user_id: int, amount: int, today: dt.date) -> bool:
@@ -89,7 +96,11 @@ async def grant_daily_if_due(session: AsyncSession, user_id: int, amount: int, t
     if claimed.scalar_one_or_none() is None:
         return False
     return await record_entry(
-        session, user_id=user_id, amount=amount, kind=LedgerKind.DAILY, key=f"daily:{user_id}:{today.isoformat()}"
+        session,
+        user_id=user_id,
+        amount=amount,
+        kind=LedgerKind.DAILY,
+        key=f"daily:{user_id}:{today.isoformat()}",
     )
 
 
@@ -111,7 +122,9 @@ async def take_hold(session: AsyncSession, user_id: int, amount: int) -> int:
 
 
 async def ledger_sum(session: AsyncSession, user_id: int) -> int:
-    total = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.user_id == user_id))
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.user_id == user_id)
+    )
     return int(total or 0)
 
 

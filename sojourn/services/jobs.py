@@ -118,8 +118,13 @@ async def submit_prompt(
         await session.flush()
         for job in jobs:
             await credits.record_entry(
-                session, user_id=user_id, amount=-job.cost, kind=LedgerKind.HOLD,
-                key=f"hold:{job.id}", job_id=job.id, move_balance=False,
+                session,
+                user_id=user_id,
+                amount=-job.cost,
+                kind=LedgerKind.HOLD,
+                key=f"hold:{job.id}",
+                job_id=job.id,
+                move_balance=False,
             )
 
     await enqueue_jobs(sessions, queue, jobs)
@@ -140,7 +145,9 @@ async def _check_job_limits(session: AsyncSession, settings: Settings, user_id: 
         raise TooManyJobs(active=active or 0, adding=adding, allowed=allowed)
 
 
-async def enqueue_jobs(sessions: async_sessionmaker[AsyncSession], queue: JobQueue, jobs: Sequence[Job]) -> None:
+async def enqueue_jobs(
+    sessions: async_sessionmaker[AsyncSession], queue: JobQueue, jobs: Sequence[Job]
+) -> None:
     """Send jobs to the queue, then note that they were sent (the recovery sweep resends the rest)."""
     sent: list[uuid.UUID] = []
     for job in jobs:
@@ -175,8 +182,13 @@ async def claim_job(
             ),
         )
         .values(
-            status=JobStatus.RUNNING, worker_id=worker_node, started_at=now, heartbeat_at=now,
-            attempts=Job.attempts + 1, progress=0, error=None,
+            status=JobStatus.RUNNING,
+            worker_id=worker_node,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=Job.attempts + 1,
+            progress=0,
+            error=None,
         )
         .returning(Job.id)
     )
@@ -188,7 +200,9 @@ async def claim_job(
     return job
 
 
-async def record_progress(session: AsyncSession, job_id: uuid.UUID, worker_node: str, percent: int) -> JobStatus | None:
+async def record_progress(
+    session: AsyncSession, job_id: uuid.UUID, worker_node: str, percent: int
+) -> JobStatus | None:
     """Store progress and the heartbeat; returns the job's status (cancelled means: stop)."""
     result = await session.execute(
         update(Job)
@@ -219,8 +233,13 @@ async def complete_job(
     public = not spec.get("private", False)
     session.add_all(
         Image(
-            job_id=job_id, index=image.index, seed=image.seed, width=image.width, height=image.height,
-            storage_key=image.storage_key, public=public,
+            job_id=job_id,
+            index=image.index,
+            seed=image.seed,
+            width=image.width,
+            height=image.height,
+            storage_key=image.storage_key,
+            public=public,
         )
         for image in images
     )
@@ -252,7 +271,12 @@ async def _end_with_refund(session: AsyncSession, job_id: uuid.UUID, status: Job
         return False
     user_id, cost = row
     await credits.record_entry(
-        session, user_id=user_id, amount=cost, kind=LedgerKind.REFUND, key=f"final:{job_id}", job_id=job_id,
+        session,
+        user_id=user_id,
+        amount=cost,
+        kind=LedgerKind.REFUND,
+        key=f"final:{job_id}",
+        job_id=job_id,
         note=error[:200],
     )
     return True
@@ -270,15 +294,21 @@ async def recover_jobs(
     now = utcnow()
     async with sessions() as session:
         rows = (
-            await session.execute(
-                select(Job).where(
-                    or_(
-                        (Job.status == JobStatus.QUEUED) & Job.enqueued_at.is_(None) & (Job.queued_at < now - unsent_after),
-                        (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < now - stale_after),
+            (
+                await session.execute(
+                    select(Job).where(
+                        or_(
+                            (Job.status == JobStatus.QUEUED)
+                            & Job.enqueued_at.is_(None)
+                            & (Job.queued_at < now - unsent_after),
+                            (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < now - stale_after),
+                        )
                     )
                 )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     resend: list[Job] = []
     for job in rows:
         if job.attempts >= max_attempts:

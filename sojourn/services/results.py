@@ -17,7 +17,11 @@ from sojourn.storage import LocalStorage
 
 
 async def wait_for_jobs(
-    sessions: async_sessionmaker[AsyncSession], job_ids: list[uuid.UUID], *, deadline: float, poll: float = 0.2
+    sessions: async_sessionmaker[AsyncSession],
+    job_ids: list[uuid.UUID],
+    *,
+    deadline: float,
+    poll: float = 0.2,
 ) -> bool:
     """Poll until every job has ended; False at the deadline."""
     while True:
@@ -30,7 +34,9 @@ async def wait_for_jobs(
         await asyncio.sleep(poll)
 
 
-async def job_report(sessions: async_sessionmaker[AsyncSession], settings: Settings, job_id: uuid.UUID) -> dict[str, Any]:
+async def job_report(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, job_id: uuid.UUID
+) -> dict[str, Any]:
     """One job as the CLI prints it: id, status, cost, seeds, grid path, image paths."""
     storage = LocalStorage(settings.resolved_storage_dir)
     async with sessions() as session:
@@ -45,7 +51,8 @@ async def job_report(sessions: async_sessionmaker[AsyncSession], settings: Setti
         "status": job.status.value,
         "cost": job.cost,
         "prompt": job.prompt,
-        "seeds": [image.seed for image in cells] or ([seed + i for i in range(4)] if seed is not None else []),
+        "seeds": [image.seed for image in cells]
+        or ([seed + i for i in range(4)] if seed is not None else []),
         "grid": str(storage.local_path(grid.storage_key)) if grid else None,
         "images": [str(storage.local_path(image.storage_key)) for image in cells],
         "error": job.error,

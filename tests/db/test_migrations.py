@@ -22,7 +22,9 @@ async def _diff_and_tables(url: str) -> tuple[list[object], set[str]]:
 
             def inspect_sync(sync_connection):  # type: ignore[no-untyped-def]
                 context = MigrationContext.configure(sync_connection, opts={"compare_type": True})
-                return compare_metadata(context, Base.metadata), set(inspect(sync_connection).get_table_names())
+                return compare_metadata(context, Base.metadata), set(
+                    inspect(sync_connection).get_table_names()
+                )
 
             return await connection.run_sync(inspect_sync)
     finally:

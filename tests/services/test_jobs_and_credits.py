@@ -36,8 +36,11 @@ def redis_url(redis_base_url: str) -> str:
 @pytest.fixture(scope="module")
 def settings(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
-        database_url=database_url, redis_url=redis_url, data_dir=tmp_path_factory.mktemp("data"),
-        credits=Credits(daily_free=40), limits=Limits(max_running_per_user=3, max_queued_per_user=10),
+        database_url=database_url,
+        redis_url=redis_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        credits=Credits(daily_free=40),
+        limits=Limits(max_running_per_user=3, max_queued_per_user=10),
     )
 
 
@@ -52,14 +55,22 @@ def new_user() -> int:
 
 async def ledger_of(sessions, user_id: int) -> list[LedgerEntry]:  # type: ignore[no-untyped-def]
     async with sessions() as session:
-        return list((await session.execute(select(LedgerEntry).where(LedgerEntry.user_id == user_id).order_by(LedgerEntry.id))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(LedgerEntry).where(LedgerEntry.user_id == user_id).order_by(LedgerEntry.id)
+                )
+            ).scalars()
+        )
 
 
 async def balance_matches_ledger(sessions, user_id: int) -> int:  # type: ignore[no-untyped-def]
     async with sessions() as session:
         user = await session.get(User, user_id)
         assert user is not None
-        assert user.balance == await credits.ledger_sum(session, user_id), "cached balance drifted from the ledger"
+        assert user.balance == await credits.ledger_sum(session, user_id), (
+            "cached balance drifted from the ledger"
+        )
         return user.balance
 
 
@@ -67,7 +78,12 @@ async def test_submit_holds_credits_inserts_and_enqueues(sessions, settings, que
     user_id = new_user()
     before = redis.Redis.from_url(redis_url).llen("fast")
     jobs = await job_service.submit_prompt(
-        sessions, settings, queue, user_id=user_id, text="a lighthouse in a storm --ar 16:9 --seed 7", today=TODAY
+        sessions,
+        settings,
+        queue,
+        user_id=user_id,
+        text="a lighthouse in a storm --ar 16:9 --seed 7",
+        today=TODAY,
     )
     assert len(jobs) == 1
     job = jobs[0]
@@ -86,7 +102,9 @@ async def test_submit_holds_credits_inserts_and_enqueues(sessions, settings, que
 
 
 async def test_a_seed_is_drawn_and_stored_when_not_given(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
-    jobs = await job_service.submit_prompt(sessions, settings, queue, user_id=new_user(), text="a cat", today=TODAY)
+    jobs = await job_service.submit_prompt(
+        sessions, settings, queue, user_id=new_user(), text="a cat", today=TODAY
+    )
     assert isinstance(jobs[0].spec["seed"], int)
     assert f"--seed {jobs[0].spec['seed']}" in jobs[0].prompt
 
@@ -104,18 +122,24 @@ async def test_permutations_and_repeat_are_separate_billed_jobs(sessions, settin
 async def test_bad_prompt_charges_nothing_and_queues_nothing(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id = new_user()
     with pytest.raises(PromptError) as error:
-        await job_service.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat --ar 9:1", today=TODAY)
+        await job_service.submit_prompt(
+            sessions, settings, queue, user_id=user_id, text="a cat --ar 9:1", today=TODAY
+        )
     assert "--ar 9:1" in error.value.message
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Job).where(Job.user_id == user_id)) == 0
     assert await ledger_of(sessions, user_id) == []
 
 
-async def test_insufficient_credits_is_a_clear_error_before_anything_is_queued(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
+async def test_insufficient_credits_is_a_clear_error_before_anything_is_queued(
+    sessions, settings, queue
+) -> None:  # type: ignore[no-untyped-def]
     user_id = new_user()
     poor = settings.model_copy(update={"credits": Credits(daily_free=1)})
     with pytest.raises(InsufficientCredits) as error:
-        await job_service.submit_prompt(sessions, poor, queue, user_id=user_id, text="a cat --q 2", today=TODAY)
+        await job_service.submit_prompt(
+            sessions, poor, queue, user_id=user_id, text="a cat --q 2", today=TODAY
+        )
     assert "needs 8 credits and you have 1" in error.value.message
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Job).where(Job.user_id == user_id)) == 0
@@ -148,7 +172,9 @@ async def test_concurrent_submissions_never_overdraw(sessions, settings, queue) 
     user_id = new_user()  # 40 free credits; each grid at --q 1 costs 4: at most 10 succeed
     results = await asyncio.gather(
         *(
-            job_service.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat --seed 1", today=TODAY)
+            job_service.submit_prompt(
+                sessions, settings, queue, user_id=user_id, text="a cat --seed 1", today=TODAY
+            )
             for _ in range(13)
         ),
         return_exceptions=True,
@@ -179,7 +205,9 @@ async def test_admin_grant_is_idempotent(sessions) -> None:  # type: ignore[no-u
 
 async def _submitted(sessions, settings, queue) -> tuple[int, Job]:  # type: ignore[no-untyped-def]
     user_id = new_user()
-    jobs = await job_service.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat --seed 5", today=TODAY)
+    jobs = await job_service.submit_prompt(
+        sessions, settings, queue, user_id=user_id, text="a cat --seed 5", today=TODAY
+    )
     return user_id, jobs[0]
 
 
@@ -201,7 +229,9 @@ async def test_success_settles_once_and_refund_cannot_follow(sessions, settings,
     user_id, job = await _submitted(sessions, settings, queue)
     async with sessions.begin() as session:
         assert await job_service.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2))
-    image = job_service.StoredImage(index=1, seed=5, width=1024, height=1024, storage_key=f"jobs/{job.id}/image-1.png")
+    image = job_service.StoredImage(
+        index=1, seed=5, width=1024, height=1024, storage_key=f"jobs/{job.id}/image-1.png"
+    )
     async with sessions.begin() as session:
         assert await job_service.complete_job(session, job.id, "node-a", [image])
     for operation in (job_service.fail_job, job_service.cancel_job):
@@ -231,7 +261,10 @@ async def test_cancel_refunds_a_queued_job(sessions, settings, queue) -> None:  
     async with sessions.begin() as session:
         assert await job_service.cancel_job(session, job.id)
     async with sessions.begin() as session:  # a worker picking it up afterwards does nothing
-        assert await job_service.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2)) is None
+        assert (
+            await job_service.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2))
+            is None
+        )
     assert await balance_matches_ledger(sessions, user_id) == 40
 
 

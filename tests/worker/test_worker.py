@@ -46,8 +46,11 @@ def settings(database_url: str, redis_base_url: str, tiny_models, tmp_path_facto
     redis_url = redis_base_url.rsplit("/", 1)[0] + "/4"
     redis.Redis.from_url(redis_url).flushdb()
     return Settings(
-        database_url=database_url, redis_url=redis_url, data_dir=tmp_path_factory.mktemp("worker-data"),
-        models=tiny_models, preview_every=5,
+        database_url=database_url,
+        redis_url=redis_url,
+        data_dir=tmp_path_factory.mktemp("worker-data"),
+        models=tiny_models,
+        preview_every=5,
     )
 
 
@@ -61,7 +64,10 @@ def worker(settings: Settings, celery_app, tmp_path_factory) -> Iterator[subproc
     log_path = tmp_path_factory.mktemp("worker-log") / "worker.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sojourn", "worker"], env=settings_environment(settings), stdout=log, stderr=log
+            [sys.executable, "-m", "sojourn", "worker"],
+            env=settings_environment(settings),
+            stdout=log,
+            stderr=log,
         )
     deadline = time.monotonic() + 60
     while not celery_app.control.ping(timeout=0.5):
@@ -84,7 +90,9 @@ async def submit(sessions, settings, text: str, queue=None) -> Job:  # type: ign
     return jobs[0]
 
 
-async def wait_for(sessions, job_id: uuid.UUID, statuses=(JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)) -> Job:  # type: ignore[no-untyped-def]
+async def wait_for(
+    sessions, job_id: uuid.UUID, statuses=(JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+) -> Job:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + JOB_TIMEOUT
     while time.monotonic() < deadline:
         async with sessions() as session:
@@ -97,12 +105,18 @@ async def wait_for(sessions, job_id: uuid.UUID, statuses=(JobStatus.SUCCEEDED, J
 
 async def images_of(sessions, job_id: uuid.UUID) -> list[Image]:  # type: ignore[no-untyped-def]
     async with sessions() as session:
-        return list((await session.execute(select(Image).where(Image.job_id == job_id).order_by(Image.index))).scalars())
+        return list(
+            (
+                await session.execute(select(Image).where(Image.job_id == job_id).order_by(Image.index))
+            ).scalars()
+        )
 
 
 async def ledger_kinds(sessions, job_id: uuid.UUID) -> list[LedgerKind]:  # type: ignore[no-untyped-def]
     async with sessions() as session:
-        rows = await session.execute(select(LedgerEntry.kind).where(LedgerEntry.job_id == job_id).order_by(LedgerEntry.id))
+        rows = await session.execute(
+            select(LedgerEntry.kind).where(LedgerEntry.job_id == job_id).order_by(LedgerEntry.id)
+        )
         return list(rows.scalars())
 
 
@@ -156,7 +170,9 @@ async def test_a_redelivered_finished_job_does_nothing(sessions, settings, celer
     await wait_for(sessions, job.id)
     before = [(i.id, i.storage_key) for i in await images_of(sessions, job.id)]
     celery_app.send_task(RENDER_TASK, args=[str(job.id)], queue="fast")
-    barrier = await submit(sessions, settings, "a barrier --seed 4 --q .25")  # one job at a time: runs after it
+    barrier = await submit(
+        sessions, settings, "a barrier --seed 4 --q .25"
+    )  # one job at a time: runs after it
     await wait_for(sessions, barrier.id)
     assert [(i.id, i.storage_key) for i in await images_of(sessions, job.id)] == before
     assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]
@@ -173,11 +189,15 @@ async def test_a_half_run_job_is_redone_cleanly(sessions, settings, celery_app, 
     done = await wait_for(sessions, job.id)
     assert done.status == JobStatus.SUCCEEDED and done.attempts == 2
     images = await images_of(sessions, job.id)
-    assert [i.index for i in images] == [0, 1, 2, 3, 4] and all(i.storage_key != "jobs/partial.png" for i in images)
+    assert [i.index for i in images] == [0, 1, 2, 3, 4] and all(
+        i.storage_key != "jobs/partial.png" for i in images
+    )
     assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]
 
 
-async def test_a_failing_job_is_refunded_and_the_worker_carries_on(sessions, settings, celery_app, worker) -> None:  # type: ignore[no-untyped-def]
+async def test_a_failing_job_is_refunded_and_the_worker_carries_on(
+    sessions, settings, celery_app, worker
+) -> None:  # type: ignore[no-untyped-def]
     job = await submit(sessions, settings, "a broken job --seed 9", queue=NotSent())
     async with sessions.begin() as session:  # a spec the pipeline cannot run
         broken = await session.get(Job, job.id)
