@@ -23,7 +23,7 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
     folder = settings.embedded_broker_dir
     for sub in ("queue", "processed"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
+    return "filesystem://localhost/", {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),

@@ -21,6 +21,14 @@ EXIT_BAD_INPUT = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Library chatter (download bars, optional-backend notices) is noise on a console that
+    # never downloads anything; SOJOURN_LOG_LEVEL=INFO still shows our own logs.
+    for variable, value in (
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("DIFFUSERS_VERBOSITY", "error"),
+    ):
+        os.environ.setdefault(variable, value)
     parser = _build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
