@@ -1,10 +1,11 @@
-"""Does the bot's event loop stay responsive while a job renders on the same CPU?
+"""Does the bot stay responsive while a job renders on the same CPU?
 
 Compares the two embedded layouts the design allows, on tiny models at real resolution:
   child   the worker as a child process (kombu filesystem transport), as `make run` does
   thread  the worker in-process on a thread (what an in-memory transport would give)
-and prints the event loop's lag (how late a 10 ms sleep wakes up) while jobs run: any lag is
-added to every Discord interaction's time-to-defer, which must stay under 3 s.
+and prints, while jobs run, (a) the event loop's lag (how late a 10 ms sleep wakes up) and
+(b) the time an /imagine handler needs before it can defer (parse the prompt, read the user
+row). Both add to every interaction's time-to-defer, which Discord caps at 3 s.
 
 Run: `.venv/bin/python bench/embedded_latency.py` (no servers needed).
 """
@@ -22,9 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from db.migrate import upgrade_async
+from db.models import User
 from db.session import make_engine, make_sessionmaker
 from inference.celery_app import make_celery
 from sojourn.bootstrap import ensure_runnable_models, start_worker, stop_worker
+from sojourn.prompt import PromptRules, parse_prompt
 from sojourn.queue import CeleryJobQueue
 from sojourn.services import jobs as job_service
 from sojourn.services.results import wait_for_jobs
@@ -39,29 +42,60 @@ class NotSent:
         return None
 
 
-async def measure_lag(stop: asyncio.Event, lags: list[float]) -> None:
-    while not stop.is_set():
-        started = time.perf_counter()
-        await asyncio.sleep(0.01)
-        lags.append(time.perf_counter() - started - 0.01)
+class Probes:
+    """Loop lag and handler latency, sampled until stopped."""
+
+    def __init__(self, sessions, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+        self.sessions = sessions
+        self.rules = PromptRules.from_settings(settings)
+        self.lags: list[float] = []
+        self.handled: list[float] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Future[object] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.gather(self._lag(), self._handler())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+    async def _lag(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.lags.append(time.perf_counter() - started - 0.01)
+
+    async def _handler(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            parse_prompt("a lighthouse in a storm --ar 16:9 --seed 7 --no fog", self.rules)
+            async with self.sessions() as session:
+                await session.get(User, 1)
+            self.handled.append(time.perf_counter() - started)
+            await asyncio.sleep(0.05)
 
 
-def report(label: str, lags: list[float], wall: float) -> None:
-    ms = sorted(lag * 1000 for lag in lags)
+def summary(values: list[float]) -> str:
+    ms = sorted(value * 1000 for value in values)
     p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
-    print(
-        f"{label:<8} {JOBS} jobs in {wall:6.1f} s   loop lag: median {statistics.median(ms):6.2f} ms   "
-        f"p99 {p99:7.2f} ms   max {ms[-1]:7.2f} ms   (n={len(ms)})"
-    )
+    return f"median {statistics.median(ms):6.2f} ms  p99 {p99:7.2f} ms  max {ms[-1]:7.2f} ms (n={len(ms)})"
 
 
-async def submit(sessions, settings, queue, count: int, offset: int):  # type: ignore[no-untyped-def]
-    jobs = []
+def report(label: str, probes: Probes, wall: float) -> None:
+    print(f"{label:<7} {JOBS} jobs in {wall:5.1f} s | loop lag {summary(probes.lags)}")
+    print(f"{'':<7} {'':<17} | handler  {summary(probes.handled)}")
+
+
+async def submit(sessions, settings, queue, count: int, offset: int) -> list[uuid.UUID]:  # type: ignore[no-untyped-def]
+    ids: list[uuid.UUID] = []
     for i in range(count):
-        jobs += await job_service.submit_prompt(
+        jobs = await job_service.submit_prompt(
             sessions, settings, queue, user_id=1, text=PROMPT.format(seed=offset + i)
         )
-    return [job.id for job in jobs]
+        ids += [job.id for job in jobs]
+    return ids
 
 
 async def child_process(settings: Settings) -> None:
@@ -72,16 +106,14 @@ async def child_process(settings: Settings) -> None:
     try:
         warm = await submit(sessions, settings, queue, 1, 100)  # loads the models in the child
         await wait_for_jobs(sessions, warm, deadline=time.monotonic() + 300)
-        lags: list[float] = []
-        stop = asyncio.Event()
-        probe = asyncio.create_task(measure_lag(stop, lags))
+        probes = Probes(sessions, settings)
+        probes.start()
         started = time.perf_counter()
         ids = await submit(sessions, settings, queue, JOBS, 200)
         await wait_for_jobs(sessions, ids, deadline=time.monotonic() + 600)
         wall = time.perf_counter() - started
-        stop.set()
-        await probe
-        report("child", lags, wall)
+        await probes.stop()
+        report("child", probes, wall)
     finally:
         stop_worker(worker)
         await engine.dispose()
@@ -95,25 +127,22 @@ async def in_thread(settings: Settings) -> None:
     runner = JobRunner(settings, "bench-thread")
     warm = await submit(sessions, settings, NotSent(), 1, 300)
     await asyncio.to_thread(runner.run, warm[0])
-    lags: list[float] = []
-    stop = asyncio.Event()
-    probe = asyncio.create_task(measure_lag(stop, lags))
+    probes = Probes(sessions, settings)
+    probes.start()
     started = time.perf_counter()
     ids = await submit(sessions, settings, NotSent(), JOBS, 400)
     for job_id in ids:
         await asyncio.to_thread(runner.run, job_id)
     wall = time.perf_counter() - started
-    stop.set()
-    await probe
-    report("thread", lags, wall)
+    await probes.stop()
+    report("thread", probes, wall)
     await engine.dispose()
 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        base = Settings(data_dir=Path(tmp), redis_url=None)
-        base = ensure_runnable_models(base.model_copy(update={"data_dir": Path(".sojourn")}))
-        settings = base.model_copy(update={"data_dir": Path(tmp)})
+        models = ensure_runnable_models(Settings(data_dir=Path(".sojourn"), redis_url=None)).models
+        settings = Settings(data_dir=Path(tmp), redis_url=None, models=models)
         await upgrade_async(settings.resolved_database_url)
         await child_process(settings)
         await in_thread(settings)

@@ -72,15 +72,20 @@ def main() -> None:
         runner.run(ids[0])  # loads the models
         loads_after_warmup = dict(runner.registry.load_counts)
         shares, totals, pipelines = [], [], []
+        phases: dict[str, list[float]] = {"progress": [], "store": [], "finish": []}
         for job_id in ids[1:]:
             runner.run(job_id)
             total, pipeline = runner.timings["total"], runner.timings["pipeline"]
             totals.append(total)
             pipelines.append(pipeline)
             shares.append((total - pipeline) / total)
+            for phase, values in phases.items():
+                values.append(runner.timings[phase])
         backend = "postgres+redis" if "database_url" in updates else "sqlite"
         print(f"backend: {backend}; {args.jobs} warm jobs: {args.prompt!r}")
         print(f"job wall time      median {statistics.median(totals) * 1000:8.1f} ms")
+        for phase, values in phases.items():
+            print(f"  {phase:<16} median {statistics.median(values) * 1000:8.1f} ms")
         print(f"pipeline calls     median {statistics.median(pipelines) * 1000:8.1f} ms")
         print(
             f"overhead share     median {statistics.median(shares) * 100:8.2f} %   "

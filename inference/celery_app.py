@@ -21,12 +21,13 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
         # Long GPU jobs must not be redelivered while still running (acks are late).
         return settings.redis_url, {"visibility_timeout": settings.task_time_limit * 2}
     folder = settings.embedded_broker_dir
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return "filesystem://localhost/", {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         "store_processed": False,
         "polling_interval": 0.1,
     }
