@@ -561,11 +561,21 @@ def _out_of_memory_as_error(device: torch.device) -> Iterator[None]:
         yield
     except (torch.OutOfMemoryError, MemoryError):
         out_of_memory = True  # leave the except block first, so its traceback frames are released
+    except RuntimeError as error:
+        # Host memory (CPU or MPS) failures surface as allocator RuntimeErrors, not OutOfMemoryError.
+        if not _is_allocation_failure(error):
+            raise
+        out_of_memory = True
     if out_of_memory:
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
         raise GpuOutOfMemory()
+
+
+def _is_allocation_failure(error: RuntimeError) -> bool:
+    message = str(error)
+    return "can't allocate memory" in message or "out of memory" in message.lower()
 
 
 def image_generators(seeds: Sequence[int]) -> list[torch.Generator]:

@@ -84,7 +84,7 @@ class JobRunner:
                 status = JobStatus.CANCELLED
                 self.publisher.publish(JobEvent(job_id=str(job_id), kind="cancelled"))
             elif isinstance(error, GpuOutOfMemory):
-                self._fail(job_id, str(error) + "; your credits were refunded")
+                self._fail(job_id, f"{error.message}; your credits were refunded")
                 status = JobStatus.FAILED
             else:
                 log.exception("job %s failed", job_id)

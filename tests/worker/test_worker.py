@@ -212,6 +212,25 @@ async def test_a_failing_job_is_refunded_and_the_worker_carries_on(
     assert (await wait_for(sessions, after.id)).status == JobStatus.SUCCEEDED
 
 
+async def test_running_out_of_memory_fails_cleanly_and_the_worker_recovers(  # type: ignore[no-untyped-def]
+    sessions, settings, celery_app, worker
+) -> None:
+    job = await submit(sessions, settings, "an enormous mural --seed 15", queue=NotSent())
+    async with sessions.begin() as session:  # latents of 275 GB: a real allocation failure
+        huge = await session.get(Job, job.id)
+        huge.spec = {**huge.spec, "width": 1 << 20, "height": 1 << 20}  # type: ignore[union-attr]
+    celery_app.send_task(RENDER_TASK, args=[str(job.id)], queue="fast")
+    failed = await wait_for(sessions, job.id)
+    assert failed.status == JobStatus.FAILED
+    assert failed.error == (
+        "the GPU ran out of memory: try a smaller --ar, lower --q or fewer images at once; "
+        "your credits were refunded"
+    )
+    assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.REFUND]
+    after = await submit(sessions, settings, "a modest sketch --seed 16 --q .25")
+    assert (await wait_for(sessions, after.id)).status == JobStatus.SUCCEEDED
+
+
 async def test_cancelling_a_running_job_interrupts_it_and_refunds(sessions, settings, worker) -> None:  # type: ignore[no-untyped-def]
     job = await submit(sessions, settings, "a very slow cathedral --q 2 --seed 12")
     await wait_for(sessions, job.id, statuses=(JobStatus.RUNNING,))
