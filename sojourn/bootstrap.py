@@ -69,15 +69,24 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_worker(settings: Settings, *, quiet: bool = True) -> subprocess.Popen[bytes]:
-    """A real Celery worker as a child process (its own interpreter, so its CPU use never stalls ours)."""
-    output = subprocess.DEVNULL if quiet else None
-    return subprocess.Popen(
-        [sys.executable, "-m", "sojourn", "worker"],
-        env=settings_environment(settings),
-        stdout=output,
-        stderr=output,
-    )
+def worker_log_path(settings: Settings) -> Path:
+    return (settings.data_dir / "worker.log").resolve()
+
+
+def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """A real Celery worker as a child process (its own interpreter, so its CPU use never stalls ours).
+
+    Its output goes to `worker.log` in the data directory.
+    """
+    log_path = worker_log_path(settings)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sojourn", "worker"],
+            env=settings_environment(settings),
+            stdout=output,
+            stderr=output,
+        )
 
 
 def stop_worker(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

@@ -11,6 +11,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from sojourn.errors import UserError
@@ -184,17 +185,29 @@ def _render(
     settings: Settings, prompt: str, *, user_id: int, start_worker: bool, timeout: float = 600.0
 ) -> int:
     from sojourn.bootstrap import start_worker as spawn_worker
-    from sojourn.bootstrap import stop_worker
+    from sojourn.bootstrap import stop_worker, worker_log_path
 
     worker = spawn_worker(settings) if start_worker else None
+
+    def worker_alive() -> bool:
+        if worker is None or worker.poll() is None:
+            return True
+        print(
+            f"the worker stopped (exit code {worker.returncode}): see {worker_log_path(settings)}",
+            file=sys.stderr,
+        )
+        return False
+
     try:
-        return asyncio.run(_submit_and_wait(settings, prompt, user_id, timeout))
+        return asyncio.run(_submit_and_wait(settings, prompt, user_id, timeout, worker_alive))
     finally:
         if worker is not None:
             stop_worker(worker)
 
 
-async def _submit_and_wait(settings: Settings, prompt: str, user_id: int, wait_seconds: float) -> int:
+async def _submit_and_wait(
+    settings: Settings, prompt: str, user_id: int, wait_seconds: float, worker_alive: Callable[[], bool]
+) -> int:
     from db.session import make_engine, make_sessionmaker
     from inference.celery_app import make_celery
     from sojourn.queue import CeleryJobQueue
@@ -213,13 +226,13 @@ async def _submit_and_wait(settings: Settings, prompt: str, user_id: int, wait_s
             return EXIT_BAD_INPUT
         job_ids: list[uuid.UUID] = [job.id for job in jobs]
         deadline = time.monotonic() + wait_seconds
-        finished = await wait_for_jobs(sessions, job_ids, deadline=deadline)
+        finished = await wait_for_jobs(sessions, job_ids, deadline=deadline, keep_waiting=worker_alive)
         failed = False
         for job_id in job_ids:
             report = await job_report(sessions, settings, job_id)
             failed |= report["status"] != "succeeded"
             print(json.dumps(report), flush=True)
-        if not finished:
+        if not finished and worker_alive():
             print(
                 f"timed out after {wait_seconds:.0f} s; the jobs stay queued and run when a worker is up",
                 file=sys.stderr,

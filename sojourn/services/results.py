@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -22,14 +23,15 @@ async def wait_for_jobs(
     *,
     deadline: float,
     poll: float = 0.2,
+    keep_waiting: Callable[[], bool] = lambda: True,
 ) -> bool:
-    """Poll until every job has ended; False at the deadline."""
+    """Poll until every job has ended; False at the deadline or once `keep_waiting()` says no."""
     while True:
         async with sessions() as session:
             statuses = (await session.execute(select(Job.status).where(Job.id.in_(job_ids)))).scalars().all()
         if all(status in FINAL_STATUSES for status in statuses):
             return True
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or not keep_waiting():
             return False
         await asyncio.sleep(poll)
 
