@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import uuid
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 from inference.celery_app import RENDER_TASK, app
 
 log = logging.getLogger(__name__)
+RECOVERY_INTERVAL_SECONDS = 60.0
+_stop_recovery = threading.Event()
 
 
 @app.task(name=RENDER_TASK, bind=True)
@@ -20,11 +24,8 @@ def render_job(self, job_id: str) -> str | None:  # type: ignore[no-untyped-def]
     return status.value if status else None
 
 
-@worker_ready.connect
-def recover_on_start(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
-    """Resend jobs stranded by a crash (unsent messages, dead workers) when a worker comes up."""
-    import asyncio
-
+def recover_stranded_jobs() -> list[uuid.UUID]:
+    """Resend jobs whose message never left or whose worker vanished (see `recover_jobs`)."""
     from db.session import make_engine, make_sessionmaker
     from sojourn.queue import CeleryJobQueue
     from sojourn.services.jobs import recover_jobs
@@ -41,9 +42,28 @@ def recover_on_start(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped
         finally:
             await engine.dispose()
 
-    try:
-        resent = asyncio.run(recover())
-        if resent:
-            log.info("resent %d stranded jobs", len(resent))
-    except Exception:
-        log.exception("job recovery at start-up failed")
+    return asyncio.run(recover())
+
+
+def _recovery_loop() -> None:
+    # At start-up, then every minute: a job whose message was acked by a killed process (hard
+    # time limit) or lost with a broker must not wait for the next worker restart.
+    while not _stop_recovery.is_set():
+        try:
+            resent = recover_stranded_jobs()
+            if resent:
+                log.info("resent %d stranded jobs", len(resent))
+        except Exception:
+            log.exception("job recovery failed; retrying in %.0f s", RECOVERY_INTERVAL_SECONDS)
+        _stop_recovery.wait(RECOVERY_INTERVAL_SECONDS)
+
+
+@worker_ready.connect
+def start_recovery(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+    _stop_recovery.clear()
+    threading.Thread(target=_recovery_loop, name="sojourn-recovery", daemon=True).start()
+
+
+@worker_shutdown.connect
+def stop_recovery(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+    _stop_recovery.set()
