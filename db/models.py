@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -87,6 +88,10 @@ class User(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # Discord id
     banned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     defaults: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # saved parameters
+    # `/prefer option set NAME VALUE`: `--NAME` in a prompt expands to VALUE (at most 20).
+    prefer_options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
+    # `/prefer suffix`: appended to every prompt.
+    prefer_suffix: Mapped[str] = mapped_column(String(500), default="", server_default="")
     # Cached sum of this user's ledger; updated in the same transaction as every entry.
     balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     daily_grant_on: Mapped[dt.date | None] = mapped_column(Date)
@@ -109,7 +114,11 @@ class LedgerEntry(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_user_status", "user_id", "status"), Index("ix_jobs_status", "status"))
+    __table_args__ = (
+        Index("ix_jobs_user_status", "user_id", "status"),
+        Index("ix_jobs_status", "status"),
+        Index("ix_jobs_delivery", "delivered_at", "status"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -132,7 +141,12 @@ class Job(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     guild_id: Mapped[int | None] = mapped_column(BigInteger)
     channel_id: Mapped[int | None] = mapped_column(BigInteger)
-    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # the bot's own message for this job
+    # Delivery of the outcome to Discord: set once the final message is posted, or once it cannot
+    # be (then `delivery_error` says why, and /info tells the user once).
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    delivery_error: Mapped[str | None] = mapped_column(String(300))
+    delivery_error_reported: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     images: Mapped[list[Image]] = relationship(
         back_populates="job", order_by="Image.index", cascade="all, delete-orphan"

@@ -35,13 +35,13 @@ from diffusers import (
 )
 from diffusers.models.attention_processor import AttnProcessor2_0
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import nn
 
 from inference.errors import GpuOutOfMemory, JobCancelled
 from sojourn.prompt import emphasis_segments
 from sojourn.settings import ModelPaths
-from sojourn.spec import JobSpec
+from sojourn.spec import JobSpec, image_prompt_strength
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class ModelRegistry:
         self._base: StableDiffusionXLPipeline | None = None
         self._refiner: StableDiffusionXLImg2ImgPipeline | None = None
         self._unclip: StableUnCLIPImg2ImgPipeline | None = None
+        self._base_img2img: StableDiffusionXLImg2ImgPipeline | None = None
         self._prompt_encoder: _PromptEncoder | None = None
         self._scheduler_configs: dict[int, Any] = {}  # by id() of the pipeline, which lives as long
 
@@ -175,6 +176,14 @@ class ModelRegistry:
             self.load_counts["refiner"] += 1
             self._refiner = self._prepare(pipe)
         return self._refiner
+
+    @property
+    def base_img2img(self) -> StableDiffusionXLImg2ImgPipeline:
+        """The base as an image-to-image pipeline, for image prompts: the same modules, no new weights."""
+        if self._base_img2img is None:
+            pipe = StableDiffusionXLImg2ImgPipeline.from_pipe(self.base)
+            self._base_img2img = self._prepare(pipe)
+        return self._base_img2img
 
     @property
     def unclip(self) -> StableUnCLIPImg2ImgPipeline:
@@ -475,6 +484,24 @@ def _plan(scheduler: SchedulerMixin, steps: int, stop: int) -> _Plan:
     )
 
 
+def _img2img_base_steps(
+    scheduler: SchedulerMixin, steps: int, strength: float, base_end: float | None
+) -> int:
+    """Steps the base runs on an image prompt: the strength's share of the schedule, up to `base_end`."""
+    scheduler.set_timesteps(steps)
+    start = max(steps - min(int(steps * strength), steps), 0)
+    timesteps = scheduler.timesteps.tolist()[start * scheduler.order :]
+    if base_end is None:
+        return len(timesteps)
+    cutoff = round(scheduler.config.num_train_timesteps - base_end * scheduler.config.num_train_timesteps)
+    return sum(t >= cutoff for t in timesteps)
+
+
+def fit_image_prompt(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The image prompt cropped to the job's aspect (centred) and resized to its resolution."""
+    return ImageOps.fit(image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+
+
 class _StepReporter:
     """`callback_on_step_end` for both pipelines: overall progress, previews and cancellation."""
 
@@ -590,27 +617,39 @@ def render_grid_images(
     on_progress: ProgressCallback | None = None,
     is_cancelled: Callable[[], bool] | None = None,
     preview_every: int = PREVIEW_EVERY,
+    init_image: Image.Image | None = None,
 ) -> list[Image.Image]:
-    """Render the job's four images (seeds N..N+3) at `spec.width`×`spec.height`."""
+    """Render the job's four images (seeds N..N+3) at `spec.width`×`spec.height`.
+
+    With `init_image` (the job's image prompt) the base starts from that picture, fitted to the
+    job's resolution, instead of pure noise: img2img at `image_prompt_strength(spec.image_weight)`.
+    """
     if is_cancelled is not None and is_cancelled():
         raise JobCancelled()
     with torch.inference_mode(), _out_of_memory_as_error(registry.device):
         base, refiner = registry.base, registry.refiner
-        registry.use_scheduler(base, spec.scheduler)
+        first = registry.base_img2img if init_image is not None else base
+        registry.use_scheduler(first, spec.scheduler)
         registry.use_scheduler(refiner, spec.scheduler)
-        plan = _plan(base.scheduler, spec.steps, spec.stop)
+        plan = _plan(first.scheduler, spec.steps, spec.stop)
         base_conditioning, refiner_conditioning = encode_job_prompt(registry, spec)
-        reporter = _StepReporter(
-            plan.base_steps + plan.refiner_steps, on_progress, is_cancelled, preview_every
-        )
+        image_input: dict[str, Any] = {"width": spec.width, "height": spec.height}
+        base_steps = plan.base_steps
+        if init_image is not None:
+            strength = image_prompt_strength(spec.image_weight)
+            image_input = {
+                "image": fit_image_prompt(init_image, spec.width, spec.height),
+                "strength": strength,
+            }
+            base_steps = _img2img_base_steps(first.scheduler, spec.steps, strength, plan.base_end)
+        reporter = _StepReporter(base_steps + plan.refiner_steps, on_progress, is_cancelled, preview_every)
         generators = image_generators(spec.image_seeds())
         size = {"original_size": (spec.height, spec.width), "target_size": (spec.height, spec.width)}
         tiling = seamless_tiling([base.unet, refiner.unet, base.vae]) if spec.tile else nullcontext()
         with tiling:
-            result = base(
+            result = first(
                 **base_conditioning.as_kwargs(registry.device, registry.dtype),
-                width=spec.width,
-                height=spec.height,
+                **image_input,
                 num_inference_steps=spec.steps,
                 denoising_end=plan.base_end,
                 guidance_scale=spec.guidance,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import logging
 import time
 import uuid
@@ -110,6 +111,7 @@ class JobRunner:
         from inference.pipelines import render_grid_images
 
         spec = JobSpec.model_validate(job.spec)
+        init_image = self._image_prompt(spec)
         progress = _ProgressReporter(self, job.id)
         pipeline_started = time.perf_counter()
         images = render_grid_images(
@@ -118,6 +120,7 @@ class JobRunner:
             on_progress=progress.report,
             is_cancelled=progress.is_cancelled,
             preview_every=self.settings.preview_every,
+            init_image=init_image,
         )
         # Our own progress callbacks run inside the pipeline call; count them as overhead.
         self.timings["progress"] = progress.seconds
@@ -130,6 +133,15 @@ class JobRunner:
         status = self._finish(job.id, stored)
         self.timings["finish"] = time.perf_counter() - finish_started
         return status
+
+    def _image_prompt(self, spec: JobSpec) -> Any:
+        """The job's image prompt from storage, decoded (the bot validated it before submitting)."""
+        if spec.image_key is None:
+            return None
+        from PIL import Image
+
+        with Image.open(io.BytesIO(self.storage.get(spec.image_key))) as image:
+            return image.convert("RGB")
 
     def _store(self, job: Job, spec: JobSpec, images: list[Any]) -> list[job_service.StoredImage]:
         seeds = spec.image_seeds()

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sojourn.settings import ModelPaths, Settings
@@ -62,6 +63,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
             "SOJOURN_MODELS__REFINER": settings.models.refiner,
             "SOJOURN_MODELS__UNCLIP": settings.models.unclip,
             "SOJOURN_MODELS__VAE": settings.models.vae,
+            "SOJOURN_PREVIEW_EVERY": str(settings.preview_every),
         }
     )
     if settings.redis_url:
@@ -87,6 +89,18 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
             stdout=output,
             stderr=output,
         )
+
+
+def wait_until_ready(settings: Settings, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    """Block until the worker answers a Celery ping; raise with its log's tail if it dies or stalls."""
+    from inference.celery_app import make_celery
+
+    app = make_celery(settings)
+    deadline = time.monotonic() + timeout
+    while not app.control.ping(timeout=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            tail = worker_log_path(settings).read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the worker did not start:\n{tail}")
 
 
 def stop_worker(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

@@ -37,5 +37,21 @@ class TooManyJobs(UserError):
 
 
 class JobNotFound(UserError):
-    def __init__(self, job_id: object) -> None:
-        super().__init__(f"There is no job {job_id}: check the id (from /info or the result message).")
+    def __init__(self, job_id: object, message: str | None = None) -> None:
+        super().__init__(
+            message or f"There is no job {job_id}: check the id (from /info or the result message)."
+        )
+
+    @classmethod
+    def none_active(cls) -> JobNotFound:
+        return cls(None, "You have no job running or waiting: there is nothing to cancel.")
+
+
+class NotYourJob(UserError):
+    def __init__(self, job_id: object, action: str) -> None:
+        super().__init__(f"Job {job_id} belongs to someone else: you can only {action} your own jobs.")
+
+
+class JobAlreadyEnded(UserError):
+    def __init__(self, job_id: object, status: str) -> None:
+        super().__init__(f"Job {job_id} has already {status}: there is nothing to cancel.")

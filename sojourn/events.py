@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from typing import Literal, Protocol
 
 from pydantic import BaseModel
@@ -26,6 +27,7 @@ class JobEvent(BaseModel):
     percent: int = 0
     preview_png_b64: str | None = None
     error: str | None = None
+    published_at: float | None = None  # wall-clock seconds, so a reader can measure the delay
 
     @classmethod
     def progress(cls, job_id: str, percent: int, preview_png: bytes | None) -> JobEvent:
@@ -55,7 +57,8 @@ class RedisEventPublisher:
 
     def publish(self, event: JobEvent) -> None:
         try:
-            self._client.publish(CHANNEL, event.model_dump_json(exclude_none=True))
+            stamped = event.model_copy(update={"published_at": time.time()})
+            self._client.publish(CHANNEL, stamped.model_dump_json(exclude_none=True))
         except Exception:  # an event is best effort; the database already has the state
             log.warning("could not publish %s event for job %s", event.kind, event.job_id, exc_info=True)
 

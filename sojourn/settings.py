@@ -54,6 +54,23 @@ class Credits(BaseModel):
     megapixel_steps_per_credit: float = 30.0
 
 
+class BotSettings(BaseModel):
+    """The Discord front end (`SOJOURN_BOT__...`)."""
+
+    # None: as many shards as Discord recommends (AutoShardedBot); set it to pin the count.
+    shard_count: int | None = None
+    shard_ids: list[int] | None = None  # the shards this process runs (None: all of them)
+    sync_commands: bool = True  # publish the slash commands at start-up (global; see sync_guild_id)
+    sync_guild_id: int | None = None  # publish to this guild only: instant, for development
+    progress_edit_interval: float = 1.5  # seconds between edits of one progress message, at least
+    delivery_sweep_interval: float = 10.0  # seconds between sweeps for undelivered results
+    event_poll_interval: float = 1.0  # without Redis: seconds between polls of the jobs table
+    give_up_delivery_after: float = 86_400.0  # seconds after a job ended; then it is undeliverable
+    max_image_bytes: int = 10 * 1024 * 1024  # image prompts: at most this large
+    max_image_side: int = 4096  # image prompts: at most this many pixels a side
+    default_eta_seconds: float = 30.0  # a job's duration when there is no history yet
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SOJOURN_",
@@ -82,6 +99,7 @@ class Settings(BaseSettings):
 
     limits: Limits = Limits()
     credits: Credits = Credits()
+    bot: BotSettings = BotSettings()
 
     task_soft_time_limit: int = 600
     task_time_limit: int = 660

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SEED_MAX = 4_294_967_295
 IMAGES_PER_JOB = 4
+IMAGE_WEIGHT_MAX = 3.0
 
 
 class PromptPart(BaseModel):
@@ -49,6 +50,10 @@ class JobSpec(BaseModel):
     repeat: int = 1
     private: bool = False
     mode: Literal["fast", "relax"] = "fast"
+    # An image prompt: the uploaded image (a storage key, set by the job service, never by the
+    # parser) starts the denoising instead of pure noise; `--iw` weighs it (0-3, 1 by default).
+    image_key: str | None = None
+    image_weight: float = Field(default=1.0, ge=0.0, le=IMAGE_WEIGHT_MAX)
 
     def with_seed(self, seed: int) -> JobSpec:
         return self.model_copy(update={"seed": seed})
@@ -58,3 +63,14 @@ class JobSpec(BaseModel):
         if self.seed is None:
             raise ValueError("seed is not drawn yet")
         return [(self.seed + i) % (SEED_MAX + 1) for i in range(IMAGES_PER_JOB)]
+
+
+def image_prompt_strength(image_weight: float) -> float:
+    """img2img strength for `--iw` (0-3): strength = 1 - iw / 4, so 1.0 at 0 down to 0.25 at 3.
+
+    Strength is the share of the schedule that runs on top of the image prompt: at iw 1 (the
+    default) the render starts a quarter of the way from noise to the picture, at iw 3 three
+    quarters of the way. The floor of 0.25 stays above the refiner's hand-over at 0.2 of the
+    schedule, so the base always denoises something.
+    """
+    return 1.0 - 0.25 * min(max(image_weight, 0.0), IMAGE_WEIGHT_MAX)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.migrate import upgrade_async
 from db.session import make_engine, make_sessionmaker
+from sojourn.bootstrap import start_worker, stop_worker, wait_until_ready, worker_log_path
+from sojourn.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_MODELS_CACHE = REPO / ".sojourn" / "test-models"
@@ -78,3 +82,19 @@ def tiny_models() -> Iterator[object]:
     paths = make_tiny_models(TINY_MODELS_CACHE)
     marker.write_text(paths.model_dump_json())
     yield paths
+
+
+@contextlib.contextmanager
+def running_worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker child process, as `sojourn worker` runs it, ready for tasks."""
+    process = start_worker(settings)
+    try:
+        try:
+            wait_until_ready(settings, process)
+        except RuntimeError as error:
+            pytest.fail(str(error))
+        yield process
+    finally:
+        stop_worker(process, timeout=30)
+        if os.environ.get("SOJOURN_SHOW_WORKER_LOG"):
+            print(worker_log_path(settings).read_text(errors="replace"))

@@ -5,8 +5,17 @@ Imports neither discord nor torch: the bot, the job service and the worker all u
 
 from sojourn.prompt.canonical import to_canonical
 from sojourn.prompt.errors import PromptError
-from sojourn.prompt.parser import parse_prompt
+from sojourn.prompt.parameters import is_parameter_name
+from sojourn.prompt.parser import parse_prompt, read_saved_parameters
 from sojourn.prompt.rules import PromptRules
 from sojourn.prompt.text import emphasis_segments
 
-__all__ = ["PromptError", "PromptRules", "emphasis_segments", "parse_prompt", "to_canonical"]
+__all__ = [
+    "PromptError",
+    "PromptRules",
+    "emphasis_segments",
+    "is_parameter_name",
+    "parse_prompt",
+    "read_saved_parameters",
+    "to_canonical",
+]

@@ -26,6 +26,8 @@ def to_canonical(spec: JobSpec) -> str:
         words.append("--tile")
     if spec.raw:
         words += ["--style", "raw"]
+    if spec.image_weight != 1.0:
+        words += ["--iw", format_number(spec.image_weight)]
     words += [
         preset_parameter(spec.preset),
         "--repeat", str(spec.repeat),

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from sojourn.prompt.aspect import MAX_RATIO
 from sojourn.prompt.errors import PromptError
 from sojourn.prompt.rules import NIJI_PREFIX, PromptRules
-from sojourn.spec import SEED_MAX
+from sojourn.spec import IMAGE_WEIGHT_MAX, SEED_MAX
 
 # Phones turn `--` into an em dash (U+2014) or an en dash (U+2013); all three start a parameter.
 _PARAMETER_TOKEN = re.compile(r"(?:--|—|–)(?P<name>[A-Za-z]\S*)")
@@ -32,6 +32,7 @@ _ALIASES = {
     "private": "private", "stealth": "private", "public": "public",
     "fast": "fast", "relax": "relax",
     "repeat": "repeat", "r": "repeat",
+    "iw": "iw",
 }  # fmt: skip
 _FLAGS = frozenset({"tile", "private", "public", "fast", "relax"})
 _WHOLE_NUMBER_RANGES = {
@@ -44,7 +45,7 @@ _WHOLE_NUMBER_RANGES = {
 }
 _PARAMETER_LIST = (
     "--ar, --seed, --no, --chaos, --stylize, --weird, --stop, --quality, --style, --v, --niji, --tile, "
-    "--private, --public, --fast, --relax, --repeat"
+    "--private, --public, --fast, --relax, --repeat, --iw"
 )
 _QUALITIES = {Decimal("0.25"): 0.25, Decimal("0.5"): 0.5, Decimal("1"): 1.0, Decimal("2"): 2.0}
 _VALUE_HINTS = {
@@ -52,8 +53,14 @@ _VALUE_HINTS = {
     "no": "what to leave out, as a comma list, e.g. --no text, watermark",
     "quality": "one of .25, .5, 1 or 2",
     "style": "raw (--style raw)",
+    "iw": "a number from 0 to 3, e.g. --iw 1.5 (how much the attached image counts)",
     **{name: f"a whole number from {low} to {high}" for name, (low, high) in _WHOLE_NUMBER_RANGES.items()},
 }
+
+
+def is_parameter_name(name: str) -> bool:
+    """Whether `name` (without dashes) is one of the language's own parameters or aliases."""
+    return name.lower() in _ALIASES
 
 
 def is_parameter_token(word: str) -> bool:
@@ -91,6 +98,7 @@ class ParameterValues:
     repeat: int | None = None
     private: bool | None = None
     mode: str | None = None
+    image_weight: float | None = None
 
     def overridden_by(self, later: ParameterValues) -> ParameterValues:
         """These values with `later`'s on top; negative lists merge instead."""
@@ -160,6 +168,8 @@ def _read_parameter(parameter: WrittenParameter, values: ParameterValues, rules:
             values.aspect = _aspect(parameter.token, value)
         case "quality":
             values.quality = _quality(parameter.token, value)
+        case "iw":
+            values.image_weight = _image_weight(parameter.token, value)
         case "style":
             if value.lower() != "raw":
                 raise PromptError(
@@ -225,6 +235,16 @@ def _quality(token: str, value: str) -> float:
     if quality is None:
         raise PromptError(f"{token} {_shorten(value)} is not a quality: use {_VALUE_HINTS['quality']}")
     return quality
+
+
+def _image_weight(token: str, value: str) -> float:
+    shown = _shorten(value)
+    if not re.fullmatch(r"[0-9]*\.?[0-9]+|[0-9]+\.", value) or len(value) > 12:
+        raise PromptError(f"{token} {shown} is not a number: use {_VALUE_HINTS['iw']}")
+    weight = float(Decimal(value))
+    if not 0 <= weight <= IMAGE_WEIGHT_MAX:
+        raise PromptError(f"{token} {shown} is out of range: use {_VALUE_HINTS['iw']}")
+    return weight
 
 
 def _niji_preset(parameter: WrittenParameter, rules: PromptRules) -> str:

@@ -34,17 +34,22 @@ def _read_defaults(defaults: str, rules: PromptRules) -> ParameterValues:
     if not defaults.strip():
         return ParameterValues()
     try:
-        _check_length(defaults, rules, "they are")
-        check_characters(defaults)
-        if count_permutations(defaults) != 1:
-            raise PromptError("{…} permutations can't be saved as defaults: write them in the prompt")
-        (expanded,) = expand_permutations(defaults, max_permutations=1)
-        prompt_text, written = split_off_parameters(fold_whitespace(expanded))
-        if prompt_text:
-            raise PromptError(f"'{prompt_text[:40]}' is not a parameter: defaults hold only parameters")
-        return read_parameters(written, rules)
+        return read_saved_parameters(defaults, rules, "defaults")
     except PromptError as error:
         raise PromptError(f"your saved defaults don't work: {error.message} (change or clear them)") from None
+
+
+def read_saved_parameters(text: str, rules: PromptRules, subject: str) -> ParameterValues:
+    """Check text that must hold parameters only (saved defaults, /prefer options and suffix)."""
+    _check_length(text, rules, "they are")
+    check_characters(text)
+    if count_permutations(text) != 1:
+        raise PromptError(f"{{…}} permutations can't be saved as {subject}: write them in the prompt")
+    (expanded,) = expand_permutations(text, max_permutations=1)
+    prompt_text, written = split_off_parameters(fold_whitespace(expanded))
+    if prompt_text:
+        raise PromptError(f"'{prompt_text[:40]}' is not a parameter: {subject} hold only parameters")
+    return read_parameters(written, rules)
 
 
 def _check_length(text: str, rules: PromptRules, subject: str) -> None:
@@ -105,4 +110,5 @@ def _build_spec(prompt_text: str, values: ParameterValues, rules: PromptRules) -
         repeat=values.repeat or 1,
         private=bool(values.private),
         mode="relax" if values.mode == "relax" else "fast",
+        image_weight=1.0 if values.image_weight is None else values.image_weight,
     )

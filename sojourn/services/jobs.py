@@ -19,12 +19,14 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ACTIVE_STATUSES, Image, Job, JobKind, JobStatus, LedgerKind, User
-from sojourn.errors import Banned, TooManyJobs
-from sojourn.prompt import PromptRules, parse_prompt, to_canonical
+from sojourn.errors import Banned, JobAlreadyEnded, JobNotFound, NotYourJob, TooManyJobs
+from sojourn.prompt import PromptError, PromptRules, parse_prompt, to_canonical
+from sojourn.prompt.text import format_number
 from sojourn.services import credits
 from sojourn.services.pricing import job_cost
+from sojourn.services.users import expand_prompt
 from sojourn.settings import Settings
-from sojourn.spec import SEED_MAX, JobSpec
+from sojourn.spec import SEED_MAX, JobSpec, image_prompt_strength
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +81,14 @@ async def submit_prompt(
     origin: Origin = Origin(),
     rules: PromptRules | None = None,
     today: dt.date | None = None,
+    image_key: str | None = None,
 ) -> list[Job]:
     """Parse, check credits and limits, hold credits, insert the jobs and enqueue them.
 
-    Raises a `UserError` (bad prompt, banned, no credits, too many jobs) before anything is
-    charged or queued.
+    The user's /prefer suffix and options are applied to `text` first, and their saved defaults
+    sit under it. `image_key` is an image prompt already validated and stored (see
+    `image_prompts`). Raises a `UserError` (bad prompt, banned, no credits, too many jobs)
+    before anything is charged or queued.
     """
     rules = rules or PromptRules.from_settings(settings)
     today = today or utcnow().date()
@@ -91,7 +96,9 @@ async def submit_prompt(
         user = await credits.ensure_user(session, user_id)
         if user.banned:
             raise Banned()
-        specs = parse_prompt(text, rules, defaults=defaults_as_parameters(user.defaults))
+        expanded = expand_prompt(text, user.prefer_options or {}, user.prefer_suffix or "")
+        specs = parse_prompt(expanded, rules, defaults=defaults_as_parameters(user.defaults))
+        specs = _with_image(specs, image_key)
         planned = [_with_seed(spec) for spec in specs for _ in range(spec.repeat)]
         costs = [job_cost(spec, settings.credits) for spec in planned]
 
@@ -129,6 +136,25 @@ async def submit_prompt(
 
     await enqueue_jobs(sessions, queue, jobs)
     return jobs
+
+
+def _with_image(specs: list[JobSpec], image_key: str | None) -> list[JobSpec]:
+    if image_key is not None:
+        for spec in specs:
+            starts_at = round((1 - image_prompt_strength(spec.image_weight)) * 100)
+            if spec.stop <= starts_at:
+                raise PromptError(
+                    f"--stop {spec.stop} ends before an image prompt at --iw "
+                    f"{format_number(spec.image_weight)} even starts (at {starts_at} %): "
+                    f"raise --stop above {starts_at} or lower --iw"
+                )
+        return [spec.model_copy(update={"image_key": image_key}) for spec in specs]
+    if any(spec.image_weight != 1.0 for spec in specs):
+        raise PromptError(
+            "--iw weighs an image prompt, and there is none: attach an image (the image option), "
+            "or remove --iw"
+        )
+    return specs
 
 
 def _with_seed(spec: JobSpec) -> JobSpec:
@@ -318,6 +344,59 @@ async def recover_jobs(
             resend.append(job)
     await enqueue_jobs(sessions, queue, resend)
     return [job.id for job in resend]
+
+
+def parse_job_id(text: str) -> uuid.UUID:
+    """A job id as a user types it (with or without dashes); raises `JobNotFound` otherwise."""
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        raise JobNotFound(text.strip()[:40] or "with an empty id") from None
+
+
+async def cancel_user_job(
+    sessions: async_sessionmaker[AsyncSession], user_id: int, job_id: uuid.UUID | None
+) -> Job:
+    """Cancel one of the user's jobs (their latest active one when `job_id` is None), refunded in full.
+
+    A running job is interrupted by its worker at the next denoising step; the partial work is
+    thrown away, so all of the hold comes back, as for a queued job.
+    """
+    async with sessions.begin() as session:
+        if job_id is None:
+            job = await session.scalar(
+                select(Job)
+                .where(Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES))
+                .order_by(Job.queued_at.desc())
+                .limit(1)
+            )
+            if job is None:
+                raise JobNotFound.none_active()
+        else:
+            job = await session.get(Job, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            if job.user_id != user_id:
+                raise NotYourJob(job_id, "cancel")
+        if job.status not in ACTIVE_STATUSES or not await cancel_job(session, job.id):
+            await session.refresh(job)
+            raise JobAlreadyEnded(job.id, job.status.value)
+        await session.refresh(job)
+    return job
+
+
+async def recent_jobs(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    statuses: Sequence[JobStatus] | None = None,
+    limit: int = 100,
+) -> list[Job]:
+    """The user's latest jobs, newest first (for autocomplete and /info)."""
+    query = select(Job).where(Job.user_id == user_id).order_by(Job.queued_at.desc()).limit(limit)
+    if statuses is not None:
+        query = query.where(Job.status.in_(statuses))
+    return list((await session.execute(query)).scalars())
 
 
 async def get_job(session: AsyncSession, job_id: uuid.UUID) -> Job | None:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from db.models import FINAL_STATUSES, Job
+from db.models import FINAL_STATUSES, Job, JobStatus
+from sojourn.errors import JobNotFound, UserError
 from sojourn.settings import Settings
 from sojourn.storage import LocalStorage
 
@@ -59,3 +60,25 @@ async def job_report(
         "images": [str(storage.local_path(image.storage_key)) for image in cells],
         "error": job.error,
     }
+
+
+def grid_key_of(job: Job) -> str | None:
+    """The storage key of a finished job's 2×2 grid (image index 0)."""
+    return next((image.storage_key for image in job.images if image.index == 0), None)
+
+
+async def job_to_show(session: AsyncSession, user_id: int, job_id: uuid.UUID) -> Job:
+    """A finished job the user may re-post: their own, or anyone's public one (images loaded)."""
+    job = (
+        await session.execute(select(Job).where(Job.id == job_id).options(selectinload(Job.images)))
+    ).scalar_one_or_none()
+    if job is None or (job.user_id != user_id and job.spec.get("private", False)):
+        # Someone else's private job is reported like a missing one: its existence is private too.
+        raise JobNotFound(job_id)
+    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        raise UserError(
+            f"Job {job_id} is still {job.status.value} ({job.progress} %): show it when it is done."
+        )
+    if job.status != JobStatus.SUCCEEDED or grid_key_of(job) is None:
+        raise UserError(f"Job {job_id} {job.status.value} and has no images to show.")
+    return job

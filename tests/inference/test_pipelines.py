@@ -25,7 +25,7 @@ from inference.pipelines import (
     seamless_tiling,
 )
 from inference.tiny_models import make_tiny_models
-from sojourn.spec import JobSpec, PromptPart
+from sojourn.spec import JobSpec, PromptPart, image_prompt_strength
 
 FAST = {"width": 256, "height": 256, "steps": 6}  # for tests where resolution and step count don't matter
 
@@ -172,6 +172,62 @@ def test_stop_plans_follow_the_pipelines_cutoffs(registry: ModelRegistry) -> Non
     assert (late.base_steps, late.refiner_end, late.refiner_steps) == (23, 0.9, 4)
     early = pipelines._plan(euler, 30, 50)
     assert not early.refine and early.base_end == 0.5
+
+
+# --- image prompts (img2img from the base's own modules) ----------------------------------------------
+
+
+def _gradient(width: int, height: int) -> Image.Image:
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None, None]
+    pixels = np.concatenate([x + 0 * y, 0 * x + y, 255 - (x + y) / 2], axis=2)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def test_image_prompt_strength_follows_the_image_weight() -> None:
+    assert [image_prompt_strength(w) for w in (0, 1, 2, 3)] == [1.0, 0.75, 0.5, 0.25]
+
+
+def test_image_prompts_use_img2img_built_from_the_base_without_new_weights(registry: ModelRegistry) -> None:
+    registry.preload()
+    loads = dict(registry.load_counts)
+    img2img = registry.base_img2img
+    assert img2img.unet is registry.base.unet and img2img.vae is registry.base.vae
+    assert img2img.text_encoder_2 is registry.base.text_encoder_2
+    assert dict(registry.load_counts) == loads
+
+
+def test_an_image_prompt_renders_at_the_jobs_bucket_and_steers_the_images(registry: ModelRegistry) -> None:
+    spec = JobSpec(
+        prompt=(PromptPart(text="a lighthouse"),), seed=5, width=384, height=256, aspect="3:2", steps=20
+    )
+
+    def render(init: Image.Image | None, weight: float = 1.0) -> tuple[list[Image.Image], list[int]]:
+        progress: list[int] = []
+        update = {"image_key": "prompts/x.png", "image_weight": weight} if init is not None else {}
+        images = render_grid_images(
+            registry,
+            spec.model_copy(update=update),
+            init_image=init,
+            on_progress=lambda p, _: progress.append(p),
+        )
+        return images, progress
+
+    # Another size and aspect than the job's: fitted (centre crop), not stretched.
+    gradient, flipped = _gradient(300, 200), _gradient(300, 200).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    strong, strong_steps = render(gradient, 3.0)
+    _, weak_steps = render(gradient, 0.0)
+    other, _ = render(flipped, 3.0)
+    again, _ = render(gradient, 3.0)
+    plain, _ = render(None)
+
+    assert [image.size for image in strong] == [(384, 256)] * 4
+    assert strong_steps[-1] == weak_steps[-1] == 100 and strong_steps == sorted(strong_steps)
+    # iw 3 leaves three quarters of the schedule to the picture: the base runs fewer steps.
+    assert len(strong_steps) < len(weak_steps)
+    assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(strong, again, strict=True))
+    assert not np.array_equal(pixels(strong[0]), pixels(other[0]))  # the picture steers the result
+    assert not np.array_equal(pixels(strong[0]), pixels(plain[0]))
 
 
 # --- prompts -----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sojourn.prompt import PromptError, PromptRules, parse_prompt
+from sojourn.prompt import PromptError, PromptRules, parse_prompt, to_canonical
 from sojourn.settings import ModelPreset, Settings
 from sojourn.spec import JobSpec, PromptPart
 from tests.prompt.helpers import LIMITS, RULES, parse_one, rejection, rules_with
@@ -328,6 +328,41 @@ def test_tile_visibility_and_mode():
     assert parse_one("fox --public --stealth").private is True
     assert parse_one("fox --relax").mode == "relax"
     assert parse_one("fox --relax --fast").mode == "fast"
+
+
+# --iw (image prompt weight)
+
+
+@pytest.mark.parametrize(
+    ("value", "weight"), [("0", 0.0), ("1", 1.0), ("1.5", 1.5), (".25", 0.25), ("3", 3.0)]
+)
+def test_image_weight_is_a_number_from_0_to_3(value, weight):
+    assert parse_one(f"fox --iw {value}").image_weight == weight
+
+
+def test_image_weight_defaults_to_1_and_the_parser_never_sets_an_image():
+    spec = parse_one("fox")
+    assert (spec.image_weight, spec.image_key) == (1.0, None)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3.5", "--iw 3.5 is out of range"),
+        ("-1", "--iw -1 is not a number"),
+        ("lots", "--iw lots is not a number"),
+    ],
+)
+def test_bad_image_weights_name_the_range(value, expected):
+    message = rejection(f"fox --iw {value}")
+    assert message.startswith(expected) and "from 0 to 3" in message
+
+
+def test_image_weight_is_in_the_canonical_text_only_when_not_1():
+    assert "--iw" not in to_canonical(parse_one("fox --iw 1"))
+    spec = parse_one("fox --iw 0.5")
+    assert "--iw 0.5" in to_canonical(spec)
+    assert parse_prompt(to_canonical(spec), RULES) == [spec]
 
 
 # --no

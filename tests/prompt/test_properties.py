@@ -23,7 +23,7 @@ PARAMETER_NAMES = st.sampled_from(
         "--ar", "—ar", "–ar", "--aspect", "--seed", "--no", "--chaos", "--c", "--s", "--stylize", "--w",
         "--weird", "--stop", "--q", "--quality", "--style", "--v", "--version", "--niji", "--tile",
         "--private", "--stealth", "--public", "--fast", "--relax", "--r", "--repeat", "--foo", "--AR",
-        "—tile", "--", "--{ar, seed}",
+        "—tile", "--", "--{ar, seed}", "--iw",
     ]
 )  # fmt: skip
 PARAMETER_VALUES = st.sampled_from(
@@ -63,7 +63,7 @@ def valid_prompt(draw: st.DrawFn) -> str:
             "--ar 16:9", "--ar 2:3", "--ar 32:18", "--seed 0", "--seed 4294967295", "--no text, a\\, b",
             "--no \\{x\\}, \\", "--c 50", "--s 1000", "--w 3000", "--stop 10", "--q .25", "--q 2",
             "--style raw", "--v 6", "--niji", "--tile", "--stealth", "--public", "--relax", "--r 2",
-            "--ar {1:1, 4:1}", "--s {0, 250}",
+            "--ar {1:1, 4:1}", "--s {0, 250}", "--iw 0", "--iw 1.75", "--iw 3", "--iw .5",
         ]
     )  # fmt: skip
     return " ".join([text, *draw(st.lists(valid_parameters, max_size=6))])

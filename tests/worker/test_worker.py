@@ -6,10 +6,7 @@ import asyncio
 import datetime as dt
 import io
 import json
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,11 +21,11 @@ from sqlalchemy import select
 
 from db.models import Image, Job, JobStatus, LedgerEntry, LedgerKind
 from inference.celery_app import RENDER_TASK, make_celery
-from sojourn.bootstrap import settings_environment
 from sojourn.events import CHANNEL, JobEvent, decode_event
 from sojourn.queue import CeleryJobQueue
 from sojourn.services import jobs as job_service
 from sojourn.settings import Settings
+from tests.conftest import running_worker
 
 TODAY = dt.date(2026, 11, 21)
 JOB_TIMEOUT = 120.0
@@ -60,27 +57,9 @@ def celery_app(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def worker(settings: Settings, celery_app, tmp_path_factory) -> Iterator[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
-    log_path = tmp_path_factory.mktemp("worker-log") / "worker.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sojourn", "worker"],
-            env=settings_environment(settings),
-            stdout=log,
-            stderr=log,
-        )
-    deadline = time.monotonic() + 60
-    while not celery_app.control.ping(timeout=0.5):
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the worker did not start:\n{log_path.read_text()[-3000:]}")
-    yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    if os.environ.get("SOJOURN_SHOW_WORKER_LOG"):
-        print(log_path.read_text())
+def worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    with running_worker(settings) as process:
+        yield process
 
 
 async def submit(sessions, settings, text: str, queue=None) -> Job:  # type: ignore[no-untyped-def]

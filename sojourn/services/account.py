@@ -1,0 +1,84 @@
+"""Everything /info shows about one user, read in one unit of work."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import ACTIVE_STATUSES, JobStatus
+from sojourn.services import credits, queue_info
+from sojourn.services.delivery import DeliveryFailure, take_unreported_failures
+from sojourn.services.jobs import recent_jobs
+from sojourn.services.users import Preferences, preferences_of
+from sojourn.settings import Settings
+
+
+@dataclass(frozen=True)
+class ActiveJob:
+    job_id: uuid.UUID
+    prompt: str
+    status: JobStatus
+    progress: int
+    mode: str
+    position: int | None  # queued jobs only
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    balance: int
+    daily_free: int
+    granted_today: bool
+    jobs: list[ActiveJob]
+    preferences: Preferences
+    delivery_failures: list[DeliveryFailure]
+
+    @property
+    def running(self) -> list[ActiveJob]:
+        return [job for job in self.jobs if job.status == JobStatus.RUNNING]
+
+    @property
+    def queued(self) -> list[ActiveJob]:
+        return [job for job in self.jobs if job.status == JobStatus.QUEUED]
+
+
+async def account_overview(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, user_id: int, *, today: dt.date
+) -> AccountOverview:
+    """Balance (after today's free grant, which is due on any visit), jobs, preferences, failures.
+
+    Undeliverable results are reported here once: they are marked reported in the same transaction.
+    """
+    async with sessions.begin() as session:
+        user = await credits.ensure_user(session, user_id)
+        await credits.grant_daily_if_due(session, user_id, settings.credits.daily_free, today)
+        await session.refresh(user)
+        typical = await queue_info.typical_duration(session, settings.bot.default_eta_seconds)
+        active = []
+        for job in reversed(await recent_jobs(session, user_id, statuses=ACTIVE_STATUSES, limit=50)):
+            estimate = await queue_info.estimate_for(
+                session, job, default_seconds=settings.bot.default_eta_seconds, typical=typical
+            )
+            active.append(
+                ActiveJob(
+                    job_id=job.id,
+                    prompt=job.prompt,
+                    status=job.status,
+                    progress=job.progress,
+                    mode=str(job.spec.get("mode", "fast")),
+                    position=estimate.position if estimate else None,
+                    eta_seconds=estimate.eta_seconds if estimate else None,
+                )
+            )
+        failures = await take_unreported_failures(session, user_id)
+        return AccountOverview(
+            balance=user.balance,
+            daily_free=settings.credits.daily_free,
+            granted_today=user.daily_grant_on == today,
+            jobs=active,
+            preferences=preferences_of(user),
+            delivery_failures=failures,
+        )
