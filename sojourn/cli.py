@@ -141,22 +141,44 @@ def _cmd_bot(_args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    print(
-        "The Discord front end is not built yet (it is the next issue); use `sojourn render` meanwhile.",
-        file=sys.stderr,
-    )
-    return 1
+    return _run_bot(settings)
+
+
+def _run_bot(settings: Settings) -> int:
+    """Run the Discord bot until it is stopped (Ctrl-C or SIGTERM)."""
+    import discord
+
+    from bot import create_bot
+
+    assert settings.discord_token is not None
+    bot = create_bot(settings)
+    try:
+        # Our logging is configured already; the token is passed on, never printed or logged.
+        bot.run(settings.discord_token.get_secret_value(), log_handler=None)
+    except discord.LoginFailure:
+        print(
+            "Discord refused DISCORD_TOKEN: copy the bot token again from the developer portal.",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    return 0
 
 
 def _cmd_run(_args: argparse.Namespace) -> int:
     from db.migrate import upgrade
-    from sojourn.bootstrap import ensure_runnable_models
+    from sojourn.bootstrap import ensure_runnable_models, stop_worker, worker_log_path
+    from sojourn.bootstrap import start_worker as spawn_worker
 
     settings = Settings()
     upgrade(settings.resolved_database_url)
     settings = ensure_runnable_models(settings)
     if settings.discord_token is not None:
-        return _cmd_bot(argparse.Namespace())
+        worker = spawn_worker(settings)
+        print(f"sojourn is starting: a worker (log: {worker_log_path(settings)}) and the Discord bot.")
+        try:
+            return _run_bot(settings)
+        finally:
+            stop_worker(worker)
     print(f"No DISCORD_TOKEN set: rendering the example prompt on embedded defaults:\n  {EXAMPLE_PROMPT}")
     code = _render(
         settings, EXAMPLE_PROMPT, user_id=settings.cli_user_id, start_worker=not settings.redis_url

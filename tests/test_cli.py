@@ -82,3 +82,39 @@ def test_render_of_a_bad_prompt_charges_nothing_and_exits_2(tmp_path: Path, tiny
 
 
 _ = os
+
+
+def test_bot_without_a_token_says_where_to_get_one() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "SOJOURN_DISCORD_TOKEN")}
+    result = sojourn("bot", env=env, timeout=60)
+    assert result.returncode == 2 and "DISCORD_TOKEN is not set" in result.stderr
+
+
+def test_run_with_a_token_migrates_starts_a_worker_child_and_runs_the_bot(  # type: ignore[no-untyped-def]
+    tmp_path: Path, tiny_models, monkeypatch
+) -> None:
+    import psutil
+
+    from sojourn import cli
+
+    seen: dict[str, object] = {}
+
+    def run_bot(settings: Settings) -> int:  # in place of connecting to Discord
+        assert settings.discord_token is not None
+        children = psutil.Process().children(recursive=True)
+        seen["token"] = settings.discord_token.get_secret_value()
+        seen["worker"] = any("worker" in " ".join(child.cmdline()) for child in children)
+        seen["migrated"] = (tmp_path / "sojourn.db").exists()
+        return 0
+
+    monkeypatch.setattr(cli, "_run_bot", run_bot)
+    environment = settings_environment(Settings(data_dir=tmp_path, redis_url=None, models=tiny_models))
+    for name in ("REDIS_URL", "SOJOURN_DATABASE_URL"):
+        environment.pop(name, None)
+    environment["DISCORD_TOKEN"] = "not.a.real-token"
+    monkeypatch.setattr(os, "environ", environment)
+
+    assert cli.main(["run"]) == 0
+
+    assert seen == {"token": "not.a.real-token", "worker": True, "migrated": True}
+    assert not psutil.Process().children(recursive=True)  # the worker was stopped with the bot

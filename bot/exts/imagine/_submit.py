@@ -1,0 +1,85 @@
+"""What /imagine does after acknowledging: check, store the image prompt, submit, post, confirm."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from sojourn.errors import UserError
+from sojourn.services.image_prompts import check_declared, read_image_prompt, store_image_prompt
+from sojourn.services.jobs import Origin, submit_prompt
+
+if TYPE_CHECKING:
+    from bot.bot import SojournBot
+
+log = logging.getLogger(__name__)
+
+_PERMISSION_NAMES = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "send_messages_in_threads": "Send Messages in Threads",
+    "attach_files": "Attach Files",
+}
+
+
+def check_can_post(interaction: discord.Interaction) -> None:
+    """The result is the bot's own message: refuse now, before charging, if it could not be posted."""
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    needed = ("view_channel", "send_messages_in_threads" if in_thread else "send_messages", "attach_files")
+    missing = [_PERMISSION_NAMES[name] for name in needed if not getattr(interaction.app_permissions, name)]
+    if missing:
+        raise UserError(
+            f"I can't post results in this channel: I'm missing the {', '.join(missing)} permission. "
+            "Ask a moderator, or use another channel. Nothing was charged."
+        )
+
+
+async def image_prompt_key(bot: SojournBot, attachment: discord.Attachment) -> str:
+    """Validate the attachment (declared type and size, then its bytes) and store it; its storage key."""
+    limits = bot.settings.bot
+    check_declared(attachment.content_type, attachment.size, max_bytes=limits.max_image_bytes)
+    try:
+        data = await attachment.read()
+    except discord.HTTPException:
+        raise UserError("I couldn't download the attached image from Discord: try again.") from None
+    image = await asyncio.to_thread(
+        read_image_prompt, data, max_bytes=limits.max_image_bytes, max_side=limits.max_image_side
+    )
+    return await asyncio.to_thread(store_image_prompt, bot.storage, image)
+
+
+async def submit_imagine(
+    bot: SojournBot, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None
+) -> str:
+    """Submit the prompt and post each job's message; returns the private confirmation."""
+    check_can_post(interaction)
+    channel = interaction.channel
+    assert isinstance(channel, discord.abc.Messageable)
+    image_key = await image_prompt_key(bot, image) if image is not None else None
+    jobs = await submit_prompt(
+        bot.sessions,
+        bot.settings,
+        bot.queue,
+        user_id=interaction.user.id,
+        text=prompt,
+        origin=Origin(guild_id=interaction.guild_id, channel_id=interaction.channel_id),
+        rules=bot.rules,
+        image_key=image_key,
+    )
+    # From here on the jobs are queued and paid for: nothing below may turn this into an error
+    # reply. A message that cannot be posted now is posted with the result (the sweep sees to it).
+    bot.delivery.expect_posts(job.id for job in jobs)
+    for job in jobs:
+        try:
+            await bot.delivery.post_waiting(job, channel)
+        except Exception:
+            log.exception("could not show job %s yet; its result will still be delivered", job.id)
+    held = sum(job.cost for job in jobs)
+    ids = ", ".join(f"`{job.id}`" for job in jobs)
+    noun = "job" if len(jobs) == 1 else "jobs"
+    return (
+        f"Queued {len(jobs)} {noun} ({held} credits held): {ids}. /cancel stops one; /info shows your queue."
+    )

@@ -1,0 +1,160 @@
+"""Discord-level fixtures: the real bot on simcord, real Postgres and Redis, a real Celery worker.
+
+One database and one worker serve the whole package (a worker takes seconds to start); every
+test starts from empty tables, because simcord's ids are deterministic and repeat between tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+import simcord
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import SojournBot, create_bot
+from db.migrate import upgrade_async
+from db.models import ACTIVE_STATUSES, Image, Job, LedgerEntry, User
+from db.session import make_engine, make_sessionmaker
+from sojourn.services.jobs import cancel_job
+from sojourn.settings import BotSettings, Settings
+from tests.conftest import create_database, running_worker
+
+JOB_TIMEOUT = 120.0
+REDIS_DB = 6
+
+
+@pytest.fixture(scope="package")
+async def bot_database_url(postgres_admin_url: str) -> str:
+    url = await create_database(postgres_admin_url)
+    await upgrade_async(url)
+    return url
+
+
+@pytest.fixture(scope="package")
+def bot_settings(bot_database_url: str, redis_base_url: str, tiny_models, tmp_path_factory) -> Settings:  # type: ignore[no-untyped-def]
+    redis_url = redis_base_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    redis.Redis.from_url(redis_url).flushdb()
+    return Settings(
+        database_url=bot_database_url,
+        redis_url=redis_url,
+        data_dir=tmp_path_factory.mktemp("bot-data"),
+        models=tiny_models,
+        preview_every=2,
+        bot=BotSettings(shard_count=1),
+    )
+
+
+@pytest.fixture(scope="package")
+async def bot_sessions(bot_database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(bot_database_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="package")
+def worker(bot_settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker on the tiny models, as `sojourn worker` runs it."""
+    with running_worker(bot_settings) as process:
+        yield process
+
+
+async def empty_tables(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Cancel what a previous test left running (the worker stops it), then delete every row."""
+    async with sessions.begin() as session:
+        for job_id in (
+            await session.execute(select(Job.id).where(Job.status.in_(ACTIVE_STATUSES)))
+        ).scalars():
+            await cancel_job(session, job_id)
+    async with sessions.begin() as session:
+        for table in (Image, LedgerEntry, Job, User):
+            await session.execute(delete(table))
+
+
+async def start_env(bot: SojournBot) -> simcord.Env:
+    env = simcord.Env(bot, settle_timeout=30.0)
+    bot.external_wait = env.external_wait  # Redis waits are external input, not stuck work
+    await env.start()
+    return env
+
+
+async def stop_env(env: simcord.Env) -> None:
+    bot = env.bot
+    try:
+        await env.shutdown()
+    finally:
+        assert isinstance(bot, SojournBot)
+        await bot.delivery.close()
+        await bot.engine.dispose()
+
+
+@pytest.fixture
+async def env(
+    bot_settings: Settings, bot_sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[simcord.Env]:
+    await empty_tables(bot_sessions)
+    bot = create_bot(bot_settings)
+    env = await start_env(bot)
+    try:
+        yield env
+    finally:
+        await stop_env(env)
+    env.raise_errors()
+
+
+@dataclass
+class World:
+    """A guild with a #art channel and two members."""
+
+    env: simcord.Env
+    guild: simcord.GuildHandle
+    channel: simcord.ChannelHandle
+    alice: simcord.MemberActor
+    bob: simcord.MemberActor
+
+
+@pytest.fixture
+def world(env: simcord.Env) -> World:
+    guild = env.create_guild("Sojourners")
+    channel = guild.create_text_channel("art")
+    alice = guild.add_member(env.create_user("alice"))
+    bob = guild.add_member(env.create_user("bob"))
+    return World(env, guild, channel, alice, bob)
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]],
+    *,
+    what: str,
+    timeout: float = JOB_TIMEOUT,  # noqa: ASYNC109 (a deadline for polling another process)
+    every: float = 0.05,
+) -> None:
+    """Wait (really: the worker is another process) until `check()` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = check()
+        if not isinstance(outcome, bool):
+            outcome = await outcome
+        if outcome:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+async def jobs_of(sessions: async_sessionmaker[AsyncSession], user_id: int) -> list[Job]:
+    async with sessions() as session:
+        query = select(Job).where(Job.user_id == user_id).order_by(Job.queued_at)
+        return list((await session.execute(query)).scalars())
+
+
+async def balance_of(sessions: async_sessionmaker[AsyncSession], user_id: int) -> int:
+    async with sessions() as session:
+        user = await session.get(User, user_id)
+        return user.balance if user else 0
