@@ -30,7 +30,7 @@ lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 bench: install
-	scripts/with-services.sh sh -c '$(PY) bench/submit.py && $(PY) bench/worker_overhead.py && $(PY) bench/embedded_latency.py && $(PY) bench/tiny_render.py'
+	scripts/with-services.sh sh -c '$(PY) bench/submit.py && $(PY) bench/worker_overhead.py && $(PY) bench/embedded_latency.py && $(PY) bench/tiny_render.py && $(PY) bench/discord_latency.py'
 
 clean:
 	rm -rf $(VENV) .sojourn
