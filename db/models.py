@@ -147,6 +147,10 @@ class Job(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     delivery_error: Mapped[str | None] = mapped_column(String(300))
     delivery_error_reported: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A button press that made this job: "<action>:<parent>:<index>:<presser>:<remix digest>".
+    # Unique, so a double click (even two at once) finds the first job instead of queuing a second;
+    # cleared when the job fails or is cancelled, so pressing again retries.
+    request_key: Mapped[str | None] = mapped_column(String(200), unique=True)
 
     images: Mapped[list[Image]] = relationship(
         back_populates="job", order_by="Image.index", cascade="all, delete-orphan"
@@ -168,3 +172,30 @@ class Image(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="images")
+
+
+class Favorite(Base):
+    """❤ on an image: one row per user and image (the gallery counts them)."""
+
+    __tablename__ = "favorites"
+    __table_args__ = (
+        UniqueConstraint("user_id", "job_id", "image_index", name="uq_favorites_user_job_image"),
+        Index("ix_favorites_job_image", "job_id", "image_index"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    image_index: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GuildSettings(Base):
+    """What a server's admins chose (`/server`); a guild with no row has the defaults."""
+
+    __tablename__ = "guild_settings"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # False: only a result's owner may press its buttons. True: anyone may, and the presser pays.
+    anyone_can_press: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

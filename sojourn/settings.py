@@ -54,6 +54,23 @@ class Credits(BaseModel):
     megapixel_steps_per_credit: float = 30.0
 
 
+class ButtonSettings(BaseModel):
+    """What the buttons under a result do and cost (`SOJOURN_BUTTONS__...`)."""
+
+    # Credits per press. A 2×2 grid at the defaults costs 5 (pricing.py); an upscale renders one
+    # image at ~30 % strength, so it costs less. 🔄 is a new grid and costs what the grid cost.
+    upscale_cost: int = 2
+    vary_strong_cost: int = 4
+    vary_subtle_cost: int = 3
+    zoom_out_cost: int = 4
+    upscale_strength: float = 0.3  # img2img strength of the 2× upscale's detail pass
+    subtle_strength: float = 0.35  # Vary (Subtle): img2img strength
+    strong_noise_level: int = 100  # Vary (Strong): unCLIP's noise on the image embedding (0-999)
+    strong_refine_strength: float = 0.3  # Vary (Strong): the refiner's pass at the job's resolution
+    max_upscale_side: int = 4096  # an upscale beyond this many pixels on the long side is refused
+    gallery_url: str | None = None  # public gallery: the 🔗 Web button links to {gallery_url}/jobs/{id}
+
+
 class BotSettings(BaseModel):
     """The Discord front end (`SOJOURN_BOT__...`)."""
 
@@ -100,6 +117,7 @@ class Settings(BaseSettings):
     limits: Limits = Limits()
     credits: Credits = Credits()
     bot: BotSettings = BotSettings()
+    buttons: ButtonSettings = ButtonSettings()
 
     task_soft_time_limit: int = 600
     task_time_limit: int = 660

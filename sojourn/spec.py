@@ -24,6 +24,22 @@ class PromptPart(BaseModel):
     weight: float = 1.0
 
 
+DerivedAction = Literal["upscale", "vary_strong", "vary_subtle", "zoom_out"]
+
+
+class SourceImage(BaseModel):
+    """The stored full-size image a derived job (a button press) starts from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    index: int  # 1-4 on a grid; 1 on a single (upscaled) image
+    key: str  # storage key of the full-resolution PNG
+    width: int
+    height: int
+    seed: int
+
+
 class JobSpec(BaseModel):
     """A validated, fully resolved render request (one permutation, one repeat)."""
 
@@ -54,15 +70,27 @@ class JobSpec(BaseModel):
     # parser) starts the denoising instead of pure noise; `--iw` weighs it (0-3, 1 by default).
     image_key: str | None = None
     image_weight: float = Field(default=1.0, ge=0.0, le=IMAGE_WEIGHT_MAX)
+    # A derived job (a button under a result), set by the job service, never by the parser.
+    # None: a text-to-image grid (/imagine, 🔄). Otherwise the worker starts from `source`:
+    #   upscale      one image at width×height (2× the source): enlarge, then img2img at `strength`
+    #   vary_strong  four images: Stable unCLIP on the source (`noise_level`), refined to width×height
+    #   vary_subtle  four images: SDXL img2img of the source at `strength`
+    #   zoom_out     four images: the source shrunk by `zoom` on a width×height canvas, border inpainted
+    action: DerivedAction | None = None
+    source: SourceImage | None = None
+    strength: float = Field(default=0.0, ge=0.0, le=1.0)
+    noise_level: int = Field(default=0, ge=0, le=999)
+    zoom: float = Field(default=1.0, ge=1.0, le=4.0)
+    images: int = Field(default=IMAGES_PER_JOB, ge=1, le=IMAGES_PER_JOB)  # 1 for an upscale
 
     def with_seed(self, seed: int) -> JobSpec:
         return self.model_copy(update={"seed": seed})
 
     def image_seeds(self) -> list[int]:
-        """Seeds of images 1-4: N..N+3 (wrapping at 2**32 so every seed stays valid)."""
+        """Seeds of images 1..`images`: N..N+3 (wrapping at 2**32 so every seed stays valid)."""
         if self.seed is None:
             raise ValueError("seed is not drawn yet")
-        return [(self.seed + i) % (SEED_MAX + 1) for i in range(IMAGES_PER_JOB)]
+        return [(self.seed + i) % (SEED_MAX + 1) for i in range(self.images)]
 
 
 def image_prompt_strength(image_weight: float) -> float:

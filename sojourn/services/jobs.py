@@ -101,10 +101,6 @@ async def submit_prompt(
         specs = _with_image(specs, image_key)
         planned = [_with_seed(spec) for spec in specs for _ in range(spec.repeat)]
         costs = [job_cost(spec, settings.credits) for spec in planned]
-
-        await credits.grant_daily_if_due(session, user_id, settings.credits.daily_free, today)
-        await credits.take_hold(session, user_id, sum(costs))  # locks the user's row until commit
-        await _check_job_limits(session, settings, user_id, adding=len(planned))
         jobs = [
             Job(
                 id=uuid.uuid4(),
@@ -121,21 +117,31 @@ async def submit_prompt(
             )
             for spec, cost in zip(planned, costs, strict=True)
         ]
-        session.add_all(jobs)
-        await session.flush()
-        for job in jobs:
-            await credits.record_entry(
-                session,
-                user_id=user_id,
-                amount=-job.cost,
-                kind=LedgerKind.HOLD,
-                key=f"hold:{job.id}",
-                job_id=job.id,
-                move_balance=False,
-            )
+        await hold_and_insert(session, settings, user_id, jobs, today)
 
     await enqueue_jobs(sessions, queue, jobs)
     return jobs
+
+
+async def hold_and_insert(
+    session: AsyncSession, settings: Settings, user_id: int, jobs: Sequence[Job], today: dt.date
+) -> None:
+    """Grant today's credits if due, hold the jobs' cost, check the limits, insert the jobs and holds."""
+    await credits.grant_daily_if_due(session, user_id, settings.credits.daily_free, today)
+    await credits.take_hold(session, user_id, sum(job.cost for job in jobs))  # locks the user's row
+    await _check_job_limits(session, settings, user_id, adding=len(jobs))
+    session.add_all(jobs)
+    await session.flush()
+    for job in jobs:
+        await credits.record_entry(
+            session,
+            user_id=user_id,
+            amount=-job.cost,
+            kind=LedgerKind.HOLD,
+            key=f"hold:{job.id}",
+            job_id=job.id,
+            move_balance=False,
+        )
 
 
 def _with_image(specs: list[JobSpec], image_key: str | None) -> list[JobSpec]:
@@ -289,7 +295,8 @@ async def _end_with_refund(session: AsyncSession, job_id: uuid.UUID, status: Job
     result = await session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
-        .values(status=status, finished_at=utcnow(), error=error)
+        # Freeing the button press's key lets the same press make a new job after this one.
+        .values(status=status, finished_at=utcnow(), error=error, request_key=None)
         .returning(Job.user_id, Job.cost)
     )
     row = result.one_or_none()
