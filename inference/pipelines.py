@@ -1,7 +1,8 @@
-"""The worker's models and the one function that turns a `JobSpec` into four images.
+"""The worker's models and the text-to-image grid (derived jobs, the buttons, are in `derived.py`).
 
 Models load once per process, lazily, and stay loaded: the SDXL base, the refiner built on the
-base's second text encoder and VAE (one copy of each in memory), and Stable unCLIP for variations.
+base's second text encoder and VAE (one copy of each in memory), the base's img2img and inpainting
+views (`from_pipe`: no new weights), and Stable unCLIP for variations.
 A job renders as an ensemble of experts: the base denoises the first 80 % of the schedule and hands
 its latents to the refiner for the rest. Weighted prompts become embeddings here, so the pipelines
 only ever see tensors.
@@ -30,6 +31,7 @@ from diffusers import (
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
     StableUnCLIPImg2ImgPipeline,
 )
@@ -146,6 +148,7 @@ class ModelRegistry:
         self._refiner: StableDiffusionXLImg2ImgPipeline | None = None
         self._unclip: StableUnCLIPImg2ImgPipeline | None = None
         self._base_img2img: StableDiffusionXLImg2ImgPipeline | None = None
+        self._inpaint: StableDiffusionXLInpaintPipeline | None = None
         self._prompt_encoder: _PromptEncoder | None = None
         self._scheduler_configs: dict[int, Any] = {}  # by id() of the pipeline, which lives as long
 
@@ -186,6 +189,14 @@ class ModelRegistry:
         return self._base_img2img
 
     @property
+    def inpaint(self) -> StableDiffusionXLInpaintPipeline:
+        """The base as an inpainting pipeline, for zoom out: the same modules, no new weights."""
+        if self._inpaint is None:
+            pipe = StableDiffusionXLInpaintPipeline.from_pipe(self.base)
+            self._inpaint = self._prepare(pipe)
+        return self._inpaint
+
+    @property
     def unclip(self) -> StableUnCLIPImg2ImgPipeline:
         if self._unclip is None:
             log.info("loading Stable unCLIP from %s", self.models.unclip)
@@ -199,6 +210,17 @@ class ModelRegistry:
         if self._prompt_encoder is None:
             self._prompt_encoder = _PromptEncoder(self.base)
         return self._prompt_encoder
+
+    def loaded_pipelines(self) -> dict[str, DiffusionPipeline]:
+        """The pipelines built so far, by name (loading nothing)."""
+        pipes = {
+            "base": self._base,
+            "refiner": self._refiner,
+            "base_img2img": self._base_img2img,
+            "inpaint": self._inpaint,
+            "unclip": self._unclip,
+        }
+        return {name: pipe for name, pipe in pipes.items() if pipe is not None}
 
     def preload(self) -> None:
         """Load what a txt2img job needs now rather than on the first job."""
@@ -523,17 +545,33 @@ class _StepReporter:
     def __call__(
         self, pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
+        if self._step_done(tensors["latents"]):
+            pipe._interrupt = True
+        return tensors
+
+    def legacy_callback(self, step: int, timestep: Any, latents: torch.Tensor) -> None:
+        """The old `callback=` hook, for pipelines without `callback_on_step_end` or `interrupt`
+        (Stable unCLIP): there the only way to stop is to raise out of the denoising loop."""
+        if self._step_done(latents):
+            raise JobCancelled()
+
+    def _step_done(self, latents: torch.Tensor) -> bool:
+        """Count a step, report it; True when the job was cancelled meanwhile."""
         self.done += 1
         self.percent = min(100, self.done * 100 // self.planned_steps)
         if self.on_progress is not None:
             preview = None
             if self.preview_every > 0 and (self.done % self.preview_every == 0 or self.percent == 100):
-                preview = latent_preview_png(tensors["latents"][0])
+                preview = latent_preview_png(latents[0])
             self.on_progress(self.percent, preview)
         if self.is_cancelled is not None and self.is_cancelled():
             self.cancelled = True
-            pipe._interrupt = True
-        return tensors
+        return self.cancelled
+
+    def finish(self) -> None:
+        """Report 100 % if the plan and the pipelines disagreed on the step count."""
+        if self.on_progress is not None and self.percent < 100:
+            self.on_progress(100, None)
 
 
 # An approximate linear map from SDXL latent channels to RGB, good enough for a thumbnail.
@@ -581,6 +619,21 @@ def seamless_tiling(modules: Sequence[nn.Module]) -> Iterator[None]:
 
 
 @contextmanager
+def vae_tiling(vae: AutoencoderKL) -> Iterator[None]:
+    """Encode and decode in overlapping tiles for the duration, then back to whole images.
+
+    The VAE is shared by every SDXL pipeline of the registry, so the setting must not outlive the job.
+    """
+    was_tiling = vae.use_tiling
+    vae.enable_tiling()
+    try:
+        yield
+    finally:
+        if not was_tiling:
+            vae.disable_tiling()
+
+
+@contextmanager
 def _out_of_memory_as_error(device: torch.device) -> Iterator[None]:
     """Turn an out-of-memory error into `GpuOutOfMemory` after freeing what the failed job held."""
     out_of_memory = False
@@ -624,6 +677,29 @@ def render_grid_images(
     With `init_image` (the job's image prompt) the base starts from that picture, fitted to the
     job's resolution, instead of pure noise: img2img at `image_prompt_strength(spec.image_weight)`.
     """
+    strength = image_prompt_strength(spec.image_weight) if init_image is not None else None
+    return render_with_base_and_refiner(
+        registry,
+        spec,
+        on_progress=on_progress,
+        is_cancelled=is_cancelled,
+        preview_every=preview_every,
+        init_image=init_image,
+        strength=strength,
+    )
+
+
+def render_with_base_and_refiner(
+    registry: ModelRegistry,
+    spec: JobSpec,
+    *,
+    on_progress: ProgressCallback | None,
+    is_cancelled: Callable[[], bool] | None,
+    preview_every: int,
+    init_image: Image.Image | None,
+    strength: float | None,
+) -> list[Image.Image]:
+    """The ensemble of experts, from noise or (img2img at `strength`) from `init_image`."""
     if is_cancelled is not None and is_cancelled():
         raise JobCancelled()
     with torch.inference_mode(), _out_of_memory_as_error(registry.device):
@@ -636,7 +712,7 @@ def render_grid_images(
         image_input: dict[str, Any] = {"width": spec.width, "height": spec.height}
         base_steps = plan.base_steps
         if init_image is not None:
-            strength = image_prompt_strength(spec.image_weight)
+            assert strength is not None, "img2img needs a strength"
             image_input = {
                 "image": fit_image_prompt(init_image, spec.width, spec.height),
                 "strength": strength,
@@ -677,6 +753,5 @@ def render_grid_images(
                 if reporter.cancelled:
                     raise JobCancelled()
         images: list[Image.Image] = list(result.images)
-    if on_progress is not None and reporter.percent < 100:  # the plan and the pipelines disagreed
-        on_progress(100, None)
+    reporter.finish()
     return images

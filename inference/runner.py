@@ -108,19 +108,21 @@ class JobRunner:
             self.publisher.publish(JobEvent(job_id=str(job_id), kind="failed", error=message))
 
     def _render_and_store(self, job: Job) -> JobStatus:
-        from inference.pipelines import render_grid_images
+        from inference.derived import render_job_images
 
         spec = JobSpec.model_validate(job.spec)
         init_image = self._image_prompt(spec)
+        source_image = self._source_image(spec)
         progress = _ProgressReporter(self, job.id)
         pipeline_started = time.perf_counter()
-        images = render_grid_images(
+        images = render_job_images(
             self.registry,
             spec,
             on_progress=progress.report,
             is_cancelled=progress.is_cancelled,
             preview_every=self.settings.preview_every,
             init_image=init_image,
+            source_image=source_image,
         )
         # Our own progress callbacks run inside the pipeline call; count them as overhead.
         self.timings["progress"] = progress.seconds
@@ -138,9 +140,18 @@ class JobRunner:
         """The job's image prompt from storage, decoded (the bot validated it before submitting)."""
         if spec.image_key is None:
             return None
+        return self._load_image(spec.image_key)
+
+    def _source_image(self, spec: JobSpec) -> Any:
+        """A derived job's source (the full-resolution PNG its button was under), decoded."""
+        if spec.source is None:
+            return None
+        return self._load_image(spec.source.key)
+
+    def _load_image(self, key: str) -> Any:
         from PIL import Image
 
-        with Image.open(io.BytesIO(self.storage.get(spec.image_key))) as image:
+        with Image.open(io.BytesIO(self.storage.get(key))) as image:
             return image.convert("RGB")
 
     def _store(self, job: Job, spec: JobSpec, images: list[Any]) -> list[job_service.StoredImage]:
@@ -160,9 +171,9 @@ class JobRunner:
                 storage_key=key,
             )
 
-        grid = render_grid(images)
         tasks = [(i + 1, image, image_key(job.id, i + 1), seeds[i]) for i, image in enumerate(images)]
-        tasks.append((0, grid, grid_key(job.id), None))
+        if spec.images > 1:  # a single image (an upscale) is shown as it is, with no grid
+            tasks.append((0, render_grid(images), grid_key(job.id), None))
         # zlib releases the GIL: the five PNGs encode in parallel.
         return list(self._encoder.map(lambda task: save(*task), tasks))
 

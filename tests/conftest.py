@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -98,3 +99,15 @@ def running_worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
         stop_worker(process, timeout=30)
         if os.environ.get("SOJOURN_SHOW_WORKER_LOG"):
             print(worker_log_path(settings).read_text(errors="replace"))
+
+
+def worker_settings(
+    database_url: str, redis_base_url: str, redis_db: int, data_dir: Path, models: object, **extra: object
+) -> Settings:
+    """Settings for a real worker on the tiny models, on a Redis database of its own (emptied)."""
+    redis_url = redis_base_url.rsplit("/", 1)[0] + f"/{redis_db}"
+    redis.Redis.from_url(redis_url).flushdb()
+    values: dict[str, object] = {"preview_every": 5, **extra}
+    return Settings(
+        database_url=database_url, redis_url=redis_url, data_dir=data_dir, models=models, **values
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from diffusers import (
@@ -13,6 +14,7 @@ from diffusers import (
     StableUnCLIPImg2ImgPipeline,
     UNet2DConditionModel,
 )
+from PIL import Image
 from transformers import CLIPTokenizer
 
 from inference import tiny_models
@@ -99,3 +101,25 @@ def test_weights_are_seeded_and_leave_the_global_rng_alone(paths: ModelPaths) ->
     saved = UNet2DConditionModel.from_pretrained(paths.base, subfolder="unet").state_dict()
     assert rebuilt.keys() == saved.keys()
     assert all(torch.equal(rebuilt[name], saved[name]) for name in saved)
+
+
+def test_unclip_makes_variations_from_an_image_a_prompt_and_a_noise_level(paths: ModelPaths) -> None:
+    unclip = StableUnCLIPImg2ImgPipeline.from_pretrained(paths.unclip)
+    unclip.set_progress_bar_config(disable=True)
+    source = Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8))
+
+    def vary(noise_level: int) -> np.ndarray:
+        with torch.inference_mode():
+            result = unclip(
+                image=source,
+                prompt="a lighthouse",
+                noise_level=noise_level,
+                num_inference_steps=2,
+                width=64,
+                height=128,
+                generator=torch.Generator("cpu").manual_seed(0),
+            )
+        assert result.images[0].size == (64, 128)
+        return np.asarray(result.images[0])
+
+    assert not np.array_equal(vary(0), vary(500))

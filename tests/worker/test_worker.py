@@ -25,7 +25,7 @@ from sojourn.events import CHANNEL, JobEvent, decode_event
 from sojourn.queue import CeleryJobQueue
 from sojourn.services import jobs as job_service
 from sojourn.settings import Settings
-from tests.conftest import running_worker
+from tests.conftest import running_worker, worker_settings
 
 TODAY = dt.date(2026, 11, 21)
 JOB_TIMEOUT = 120.0
@@ -40,15 +40,8 @@ class NotSent:
 
 @pytest.fixture(scope="module")
 def settings(database_url: str, redis_base_url: str, tiny_models, tmp_path_factory) -> Settings:  # type: ignore[no-untyped-def]
-    redis_url = redis_base_url.rsplit("/", 1)[0] + "/4"
-    redis.Redis.from_url(redis_url).flushdb()
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        data_dir=tmp_path_factory.mktemp("worker-data"),
-        models=tiny_models,
-        preview_every=5,
-    )
+    data_dir = tmp_path_factory.mktemp("worker-data")
+    return worker_settings(database_url, redis_base_url, 4, data_dir, tiny_models)
 
 
 @pytest.fixture(scope="module")

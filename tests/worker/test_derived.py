@@ -1,0 +1,115 @@
+"""Derived jobs (the buttons' upscale and variations) through a real Celery worker on tiny models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image as PILImage
+
+from db.models import Job, JobKind, JobStatus, LedgerKind
+from inference.celery_app import make_celery
+from sojourn.prompt import to_canonical
+from sojourn.queue import CeleryJobQueue
+from sojourn.services import jobs as job_service
+from sojourn.settings import Settings
+from sojourn.spec import JobSpec, SourceImage
+from tests.conftest import running_worker, worker_settings
+from tests.worker.test_worker import images_of, ledger_kinds, submit, wait_for
+
+TODAY = dt.date(2026, 11, 21)
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str, redis_base_url: str, tiny_models, tmp_path_factory) -> Settings:  # type: ignore[no-untyped-def]
+    data_dir = tmp_path_factory.mktemp("worker-data")
+    return worker_settings(database_url, redis_base_url, 8, data_dir, tiny_models)
+
+
+@pytest.fixture(scope="module")
+def worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    with running_worker(settings) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+async def parent(sessions, settings, worker) -> Job:  # type: ignore[no-untyped-def]
+    """A finished /imagine grid for the buttons to work on (a quarter of the steps: fast)."""
+    job = await submit(sessions, settings, "a lighthouse in a storm --seed 7 --q .25")
+    done = await wait_for(sessions, job.id)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    return done
+
+
+async def submit_derived(sessions, settings, parent: Job, kind: JobKind, **update: object) -> Job:  # type: ignore[no-untyped-def]
+    """Insert and enqueue a derived job from image 2 of `parent`, as a button press would."""
+    image = next(i for i in await images_of(sessions, parent.id) if i.index == 2)
+    source = SourceImage(
+        job_id=str(parent.id),
+        index=2,
+        key=image.storage_key,
+        width=image.width,
+        height=image.height,
+        seed=image.seed,
+    )
+    spec = JobSpec.model_validate(parent.spec).model_copy(update={"source": source, "repeat": 1, **update})
+    job = Job(
+        id=uuid.uuid4(),
+        user_id=parent.user_id,
+        kind=kind,
+        parent_job_id=parent.id,
+        parent_image_index=2,
+        prompt=to_canonical(spec),
+        spec=spec.model_dump(mode="json"),
+        status=JobStatus.QUEUED,
+        cost=2,
+    )
+    async with sessions.begin() as session:
+        await job_service.hold_and_insert(session, settings, parent.user_id, [job], TODAY)
+    await job_service.enqueue_jobs(sessions, CeleryJobQueue(make_celery(settings)), [job])
+    return job
+
+
+async def test_an_upscale_stores_one_image_at_twice_the_size(sessions, settings, parent) -> None:  # type: ignore[no-untyped-def]
+    source = next(i for i in await images_of(sessions, parent.id) if i.index == 2)
+    job = await submit_derived(
+        sessions,
+        settings,
+        parent,
+        JobKind.UPSCALE,
+        action="upscale",
+        width=source.width * 2,
+        height=source.height * 2,
+        images=1,
+        strength=0.3,
+        seed=source.seed,
+    )
+    done = await wait_for(sessions, job.id)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+
+    images = await images_of(sessions, job.id)
+    assert [(i.index, i.seed, i.width, i.height) for i in images] == [
+        (1, source.seed, source.width * 2, source.height * 2)
+    ]  # no grid for a single image
+    png = PILImage.open(settings.resolved_storage_dir / images[0].storage_key)
+    assert png.format == "PNG" and png.size == (2048, 2048)
+    assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]
+
+
+async def test_a_subtle_variation_stores_four_images_and_a_grid(sessions, settings, parent) -> None:  # type: ignore[no-untyped-def]
+    job = await submit_derived(
+        sessions, settings, parent, JobKind.VARIATION, action="vary_subtle", strength=0.35, seed=100
+    )
+    done = await wait_for(sessions, job.id)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+
+    images = await images_of(sessions, job.id)
+    assert [i.index for i in images] == [0, 1, 2, 3, 4]
+    assert [i.seed for i in images[1:]] == [100, 101, 102, 103]
+    for image in images:
+        png = PILImage.open(settings.resolved_storage_dir / image.storage_key)
+        assert png.format == "PNG" and png.size == (1024, 1024) == (image.width, image.height)
+    assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]
