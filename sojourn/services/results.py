@@ -67,6 +67,12 @@ def grid_key_of(job: Job) -> str | None:
     return next((image.storage_key for image in job.images if image.index == 0), None)
 
 
+def display_key_of(job: Job) -> str | None:
+    """What a result message shows: the grid, or the one image of a single-image job (an upscale)."""
+    shown = 1 if int(job.spec.get("images", 4)) == 1 else 0
+    return next((image.storage_key for image in job.images if image.index == shown), None)
+
+
 async def job_to_show(session: AsyncSession, user_id: int, job_id: uuid.UUID) -> Job:
     """A finished job the user may re-post: their own, or anyone's public one (images loaded)."""
     job = (
@@ -79,6 +85,6 @@ async def job_to_show(session: AsyncSession, user_id: int, job_id: uuid.UUID) ->
         raise UserError(
             f"Job {job_id} is still {job.status.value} ({job.progress} %): show it when it is done."
         )
-    if job.status != JobStatus.SUCCEEDED or grid_key_of(job) is None:
+    if job.status != JobStatus.SUCCEEDED or display_key_of(job) is None:
         raise UserError(f"Job {job_id} {job.status.value} and has no images to show.")
     return job

@@ -1,0 +1,347 @@
+"""What the buttons under a result do: upscale, variations, re-roll, zoom out, favorite.
+
+A press is reloaded from the database every time (the custom_id is only a hint to check): the
+job must exist, be finished, have the image, and the presser must be allowed. A press makes a
+derived job whose `request_key` is unique, so the same press twice, even two at once, finds the
+first job instead of charging and queuing a second (a unique constraint, not check-then-insert).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from db.models import Favorite, GuildSettings, Job, JobKind, JobStatus, User
+from sojourn.errors import Banned, UserError
+from sojourn.prompt import PromptError, PromptRules, parse_prompt, to_canonical
+from sojourn.services import credits
+from sojourn.services.jobs import JobQueue, Origin, enqueue_jobs, hold_and_insert, utcnow
+from sojourn.services.pricing import job_cost
+from sojourn.settings import Settings
+from sojourn.spec import IMAGES_PER_JOB, SEED_MAX, JobSpec, SourceImage
+
+# Above this many pixels an image is an upscale's output; halving it finds the job's bucket.
+BUCKET_MAX_PIXELS = 1.5 * 1024 * 1024
+
+
+class Action(enum.StrEnum):
+    """A button's action; the value is what its custom_id carries."""
+
+    UPSCALE = "u"  # U1–U4 on a grid
+    VARY = "v"  # V1–V4 on a grid: a strong variation
+    REROLL = "r"  # 🔄 on a grid
+    VARY_STRONG = "vs"  # on an upscaled image
+    VARY_SUBTLE = "vt"
+    UPSCALE_AGAIN = "up"
+    ZOOM_OUT_15 = "z15"
+    ZOOM_OUT_2 = "z2"
+    FAVORITE = "fav"
+
+    @property
+    def on_grid(self) -> bool:
+        return self in (Action.UPSCALE, Action.VARY, Action.REROLL)
+
+    @property
+    def remixable(self) -> bool:
+        """Remix mode opens the prompt for editing before these (as Midjourney does)."""
+        return self in (Action.VARY, Action.REROLL, Action.VARY_STRONG, Action.VARY_SUBTLE)
+
+
+ACTION_NAMES = {
+    Action.UPSCALE: "Upscale",
+    Action.VARY: "Vary (Strong)",
+    Action.REROLL: "Re-roll",
+    Action.VARY_STRONG: "Vary (Strong)",
+    Action.VARY_SUBTLE: "Vary (Subtle)",
+    Action.UPSCALE_AGAIN: "Upscale (2×)",
+    Action.ZOOM_OUT_15: "Zoom Out 1.5×",
+    Action.ZOOM_OUT_2: "Zoom Out 2×",
+    Action.FAVORITE: "Favorite",
+}
+
+
+@dataclass(frozen=True)
+class Press:
+    """One click, as the custom_id and Discord describe it (both to be checked)."""
+
+    action: Action
+    job_id: uuid.UUID
+    index: int | None  # 1–4 on a grid, 1 on a single image, None for 🔄
+    presser_id: int
+    origin: Origin = Origin()  # noqa: RUF009 (a frozen dataclass: one shared default is safe)
+    remix_text: str | None = None  # the prompt as edited in the remix modal
+
+
+@dataclass(frozen=True)
+class PressOutcome:
+    job: Job
+    created: bool  # False: the same press had already made this job (nothing charged)
+
+
+class ButtonRefused(UserError):
+    """The press cannot make a job: a stale or forged button, or someone not allowed to press it."""
+
+
+def is_single_image(job: Job) -> bool:
+    return int(job.spec.get("images", IMAGES_PER_JOB)) == 1
+
+
+def bucket_size(width: int, height: int) -> tuple[int, int]:
+    """The grid resolution an image came from: upscales are exact doublings, so halve them back."""
+    while width * height > BUCKET_MAX_PIXELS and width % 2 == 0 and height % 2 == 0:
+        width, height = width // 2, height // 2
+    return width, height
+
+
+async def load_pressable_job(session: AsyncSession, press: Press) -> Job:
+    """The pressed job with its images, after checking that this press makes sense on it."""
+    job = (
+        await session.execute(select(Job).where(Job.id == press.job_id).options(selectinload(Job.images)))
+    ).scalar_one_or_none()
+    others_private = job is not None and job.user_id != press.presser_id and job.spec.get("private")
+    if job is None or others_private:
+        # Someone else's private job is answered like a missing one: its existence is private too.
+        raise ButtonRefused("That result no longer exists, so its buttons do nothing. Use /imagine again.")
+    if job.status != JobStatus.SUCCEEDED:
+        raise ButtonRefused(f"That job {job.status.value}, so it has no images to work from.")
+    single = is_single_image(job)
+    if press.action != Action.FAVORITE and press.action.on_grid == single:
+        raise ButtonRefused("That button does not belong to this result.")
+    expected = range(1, 2) if single else range(1, IMAGES_PER_JOB + 1)
+    if press.action == Action.REROLL:
+        if press.index is not None:
+            raise ButtonRefused("That button does not belong to this result.")
+    elif press.index not in expected:
+        raise ButtonRefused(f"This result has no image {press.index}.")
+    return job
+
+
+async def check_may_press(session: AsyncSession, job: Job, press: Press) -> None:
+    """The owner may always press; others only where the guild allows it (and never when banned)."""
+    presser = await session.get(User, press.presser_id)
+    if presser is not None and presser.banned:
+        raise Banned()
+    if job.user_id == press.presser_id:
+        return
+    guild_id = press.origin.guild_id
+    allowed = guild_id is not None and await anyone_can_press(session, guild_id)
+    if not allowed:
+        raise ButtonRefused(
+            f"Only <@{job.user_id}> can use the buttons on this result. Run /imagine for your own, "
+            "or ask a server admin to let everyone use them (/server buttons)."
+        )
+
+
+async def anyone_can_press(session: AsyncSession, guild_id: int) -> bool:
+    row = await session.get(GuildSettings, guild_id)
+    return bool(row and row.anyone_can_press)
+
+
+async def set_anyone_can_press(
+    sessions: async_sessionmaker[AsyncSession], guild_id: int, allowed: bool
+) -> None:
+    async with sessions.begin() as session:
+        row = await session.get(GuildSettings, guild_id, with_for_update=True)
+        if row is None:
+            session.add(GuildSettings(guild_id=guild_id, anyone_can_press=allowed, updated_at=utcnow()))
+        else:
+            row.anyone_can_press, row.updated_at = allowed, utcnow()
+
+
+def request_key(press: Press) -> str:
+    digest = hashlib.sha256((press.remix_text or "").encode()).hexdigest()[:16] if press.remix_text else "-"
+    index = press.index if press.index is not None else 0
+    return f"{press.action.value}:{press.job_id.hex}:{index}:{press.presser_id}:{digest}"
+
+
+def _new_seed() -> int:
+    return secrets.randbelow(SEED_MAX + 1)
+
+
+def _remixed(job: Job, press: Press, rules: PromptRules) -> JobSpec:
+    """The job's spec, or the remix modal's edit of its prompt (one job, parsed like /imagine)."""
+    parent = JobSpec.model_validate(job.spec)
+    if press.remix_text is None:
+        return parent
+    specs = parse_prompt(press.remix_text, rules)
+    if len(specs) != 1 or specs[0].repeat != 1:
+        raise PromptError("A remix makes one job: remove the {…} permutations and --repeat")
+    spec = specs[0]
+    if spec.image_weight != 1.0 and parent.image_key is None:
+        raise PromptError("--iw weighs an image prompt, and this job has none: remove --iw")
+    return spec.model_copy(update={"image_key": parent.image_key})
+
+
+def _source(job: Job, index: int) -> SourceImage:
+    image = next((image for image in job.images if image.index == index), None)
+    if image is None:
+        raise ButtonRefused(f"Image {index} of this result is missing from storage; it cannot be used.")
+    return SourceImage(
+        job_id=str(job.id),
+        index=index,
+        key=image.storage_key,
+        width=image.width,
+        height=image.height,
+        seed=image.seed,
+    )
+
+
+def derived_spec(
+    job: Job, press: Press, settings: Settings, rules: PromptRules
+) -> tuple[JobKind, JobSpec, int]:
+    """The new job's kind, spec and cost for this press."""
+    buttons = settings.buttons
+    base = _remixed(job, press, rules)
+    if press.action == Action.REROLL:
+        spec = base.with_seed(_new_seed()).model_copy(update={"repeat": 1})
+        return JobKind.REROLL, spec, job_cost(spec, settings.credits)
+    assert press.index is not None
+    source = _source(job, press.index)
+    # Derived jobs start from the source image, not from an image prompt.
+    common = {"source": source, "image_key": None, "image_weight": 1.0, "repeat": 1}
+    if press.action in (Action.UPSCALE, Action.UPSCALE_AGAIN):
+        width, height = source.width * 2, source.height * 2
+        if max(width, height) > buttons.max_upscale_side:
+            raise ButtonRefused(
+                f"This image is {source.width}×{source.height}; 2× would be {width}×{height}, and the "
+                f"largest upscale is {buttons.max_upscale_side} px on the long side. Use this one as it is."
+            )
+        spec = base.model_copy(
+            update={
+                **common,
+                "action": "upscale",
+                "width": width,
+                "height": height,
+                "seed": source.seed,
+                "images": 1,
+                "strength": buttons.upscale_strength,
+            }
+        )
+        return JobKind.UPSCALE, spec, buttons.upscale_cost
+    width, height = (
+        (base.width, base.height) if press.remix_text else bucket_size(source.width, source.height)
+    )
+    grid = {**common, "width": width, "height": height, "seed": _new_seed(), "images": IMAGES_PER_JOB}
+    if press.action in (Action.VARY, Action.VARY_STRONG):
+        update = {**grid, "action": "vary_strong", "noise_level": buttons.strong_noise_level}
+        spec = base.model_copy(update={**update, "strength": buttons.strong_refine_strength})
+        return JobKind.VARIATION, spec, buttons.vary_strong_cost
+    if press.action == Action.VARY_SUBTLE:
+        spec = base.model_copy(update={**grid, "action": "vary_subtle", "strength": buttons.subtle_strength})
+        return JobKind.VARIATION, spec, buttons.vary_subtle_cost
+    zoom = 1.5 if press.action == Action.ZOOM_OUT_15 else 2.0
+    spec = base.model_copy(update={**grid, "action": "zoom_out", "zoom": zoom, "strength": 1.0})
+    return JobKind.ZOOM, spec, buttons.zoom_out_cost
+
+
+async def press_button(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    queue: JobQueue,
+    press: Press,
+    *,
+    rules: PromptRules | None = None,
+    today: dt.date | None = None,
+) -> PressOutcome:
+    """Make (or find, for a repeated press) the job this press asks for; the presser pays."""
+    if press.action == Action.FAVORITE:
+        raise ValueError("a favorite is toggled with toggle_favorite, not queued")
+    rules = rules or PromptRules.from_settings(settings)
+    today = today or utcnow().date()
+    key = request_key(press)
+    async with sessions.begin() as session:
+        job = await load_pressable_job(session, press)
+        await check_may_press(session, job, press)
+        existing = await _job_for_key(session, key)
+        if existing is not None:
+            return PressOutcome(existing, created=False)
+        kind, spec, cost = derived_spec(job, press, settings, rules)
+        derived = Job(
+            id=uuid.uuid4(),
+            user_id=press.presser_id,
+            kind=kind,
+            parent_job_id=job.id,
+            parent_image_index=press.index,
+            prompt=to_canonical(spec),
+            spec=spec.model_dump(mode="json"),
+            status=JobStatus.QUEUED,
+            cost=cost,
+            queued_at=utcnow(),
+            guild_id=press.origin.guild_id,
+            channel_id=press.origin.channel_id,
+            request_key=key,
+        )
+        await credits.ensure_user(session, press.presser_id)
+        try:
+            async with session.begin_nested():
+                await hold_and_insert(session, settings, press.presser_id, [derived], today)
+        except IntegrityError:
+            # The same press, at the same moment, got there first: show its job, charge nothing.
+            existing = await _job_for_key(session, key)
+            if existing is None:
+                raise
+            return PressOutcome(existing, created=False)
+    await enqueue_jobs(sessions, queue, [derived])
+    return PressOutcome(derived, created=True)
+
+
+async def _job_for_key(session: AsyncSession, key: str) -> Job | None:
+    return (await session.execute(select(Job).where(Job.request_key == key))).scalar_one_or_none()
+
+
+async def toggle_favorite(sessions: async_sessionmaker[AsyncSession], press: Press) -> tuple[bool, int]:
+    """Favorite the image, or unfavorite it if it was; returns (favorite now, how many favor it)."""
+    assert press.index is not None
+    async with sessions.begin() as session:
+        job = await load_pressable_job(session, press)
+        presser = await credits.ensure_user(session, press.presser_id)
+        if presser.banned:
+            raise Banned()
+        removed = await session.execute(
+            delete(Favorite).where(
+                Favorite.user_id == press.presser_id,
+                Favorite.job_id == job.id,
+                Favorite.image_index == press.index,
+            )
+        )
+        favorite = removed.rowcount == 0  # type: ignore[attr-defined]
+        if favorite:
+            try:
+                async with session.begin_nested():
+                    session.add(Favorite(user_id=press.presser_id, job_id=job.id, image_index=press.index))
+            except IntegrityError:
+                pass  # a double click: the first one favorited it
+        count = await favorite_count(session, job.id, press.index)
+    return favorite, count
+
+
+async def favorite_count(session: AsyncSession, job_id: uuid.UUID, index: int) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Favorite)
+        .where(Favorite.job_id == job_id, Favorite.image_index == index)
+    )
+    return int(count or 0)
+
+
+async def lineage(
+    session: AsyncSession, job_id: uuid.UUID, *, limit: int = 10
+) -> list[tuple[Job, int | None]]:
+    """The job and its ancestors, newest first, each with the image index its child started from."""
+    chain: list[tuple[Job, int | None]] = []
+    current = await session.get(Job, job_id)
+    index: int | None = None
+    while current is not None and len(chain) < limit:
+        chain.append((current, index))
+        index = current.parent_image_index
+        current = await session.get(Job, current.parent_job_id) if current.parent_job_id else None
+    return chain
