@@ -33,7 +33,7 @@ from db.models import FINAL_STATUSES, Job, JobStatus
 from sojourn.events import JobEvent
 from sojourn.services import delivery as delivery_service
 from sojourn.services import queue_info
-from sojourn.services.results import grid_key_of
+from sojourn.services.results import display_key_of
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
@@ -195,7 +195,7 @@ class Delivery:
                 job_id=job.id,
                 channel_id=job.channel_id,
                 guild_id=job.guild_id,
-                card=JobCard.of(job.prompt, job.user_id, job.spec),
+                card=JobCard.of(job),
                 message_id=job.message_id,
             )
             tracked.throttle = LatestOnlyThrottle(
@@ -378,12 +378,14 @@ class Delivery:
     async def _post_result(
         self, tracked: _JobMessage, job: Job, channel: discord.abc.Messageable | None
     ) -> int:
-        key = grid_key_of(job)
+        key = display_key_of(job)
         if key is None:
-            raise Undeliverable("the job's grid image is missing from storage")
+            raise Undeliverable("the job's image is missing from storage")
         limit = self._filesize_limit(tracked)
         try:
-            grid, filename = await asyncio.to_thread(grid_upload, self.bot.storage.get, key, limit)
+            grid, filename = await asyncio.to_thread(
+                grid_upload, self.bot.storage.get, key, limit, upload_stem(job)
+            )
         except OSError as error:
             raise Undeliverable(f"the job's grid image could not be read from storage ({error})") from error
         target = channel or self._channel(tracked)
@@ -392,7 +394,7 @@ class Delivery:
             message = await target.send(
                 tracked.card.done(),
                 file=discord.File(io.BytesIO(grid), filename),
-                view=result_view(job.id),
+                view=result_view(job, gallery_url=self.bot.settings.buttons.gallery_url),
                 allowed_mentions=self._mention(tracked),
             )
         except (discord.Forbidden, discord.NotFound) as error:
@@ -482,12 +484,17 @@ def _refusal_reason(error: discord.HTTPException, tracked: _JobMessage) -> str:
     return f"I am not allowed to post in <#{tracked.channel_id}> any more (missing permission)"
 
 
-def grid_upload(read: Callable[[str], bytes], key: str, limit: int) -> tuple[bytes, str]:
-    """The grid as stored (PNG), or as a high-quality JPEG when the PNG is over the upload limit."""
+def upload_stem(job: Job) -> str:
+    """The attachment's name: `grid` for a 2×2 grid, `image` for a single image."""
+    return "image" if int(job.spec.get("images", 4)) == 1 else "grid"
+
+
+def grid_upload(read: Callable[[str], bytes], key: str, limit: int, stem: str = "grid") -> tuple[bytes, str]:
+    """The image as stored (PNG), or as a high-quality JPEG when the PNG is over the upload limit."""
     png = read(key)
     if len(png) <= limit:
-        return png, "grid.png"
+        return png, f"{stem}.png"
     with PILImage.open(io.BytesIO(png)) as image:
         buffer = io.BytesIO()
         image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
-    return buffer.getvalue(), "grid.jpg"
+    return buffer.getvalue(), f"{stem}.jpg"

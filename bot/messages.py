@@ -12,9 +12,28 @@ from typing import Any
 
 import discord
 
+from db.models import Job
+from sojourn.services.buttons import bucket_size
 from sojourn.services.queue_info import QueueEstimate, describe_eta
 
 MAX_CONTENT = 2000
+
+
+def derived_label(spec: dict[str, Any], parent_index: int | None) -> str:
+    """Midjourney's words for what a button made, before the requester's mention."""
+    action, source = spec.get("action"), spec.get("source") or {}
+    if action == "upscale":
+        width, height = source.get("width", 0), source.get("height", 0)
+        from_grid = bucket_size(width, height) == (width, height)
+        return f"Image #{parent_index}" if from_grid else "Upscaled (2×) by"
+    if action == "vary_strong":
+        return "Variations (Strong) by"
+    if action == "vary_subtle":
+        return "Variations (Subtle) by"
+    if action == "zoom_out":
+        zoom = float(spec.get("zoom", 2.0))
+        return f"Zoom Out {zoom:g}× by"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -24,14 +43,21 @@ class JobCard:
     prompt: str  # canonical: every parameter resolved, seed included
     user_id: int
     image_prompt: bool = False
+    label: str = ""  # what a button made: "Image #2", "Variations (Strong) by", "Zoom Out 2× by"
 
     @classmethod
-    def of(cls, prompt: str, user_id: int, spec: dict[str, Any]) -> JobCard:
-        return cls(prompt=prompt, user_id=user_id, image_prompt=spec.get("image_key") is not None)
+    def of(cls, job: Job) -> JobCard:
+        return cls(
+            prompt=job.prompt,
+            user_id=job.user_id,
+            image_prompt=job.spec.get("image_key") is not None,
+            label=derived_label(job.spec, job.parent_image_index),
+        )
 
     def _line(self, tail: str) -> str:
         marker = "🖼️ " if self.image_prompt else ""
-        suffix = f" - <@{self.user_id}>{tail}"
+        label = f"{self.label} " if self.label else ""
+        suffix = f" - {label}<@{self.user_id}>{tail}"
         room = MAX_CONTENT - len(suffix) - len(marker) - 4  # the ** on each side
         prompt = discord.utils.escape_markdown(self.prompt)
         if len(prompt) > room:

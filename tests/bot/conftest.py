@@ -13,18 +13,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis
 import simcord
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import SojournBot, create_bot
 from db.migrate import upgrade_async
-from db.models import ACTIVE_STATUSES, Image, Job, LedgerEntry, User
+from db.models import ACTIVE_STATUSES, Favorite, GuildSettings, Image, Job, LedgerEntry, User
 from db.session import make_engine, make_sessionmaker
 from sojourn.services.jobs import cancel_job
-from sojourn.settings import BotSettings, Settings
-from tests.conftest import create_database, running_worker
+from sojourn.settings import BotSettings, ButtonSettings, Settings
+from tests.conftest import create_database, running_worker, worker_settings
 
 JOB_TIMEOUT = 120.0
 REDIS_DB = 6
@@ -39,15 +38,17 @@ async def bot_database_url(postgres_admin_url: str) -> str:
 
 @pytest.fixture(scope="package")
 def bot_settings(bot_database_url: str, redis_base_url: str, tiny_models, tmp_path_factory) -> Settings:  # type: ignore[no-untyped-def]
-    redis_url = redis_base_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    redis.Redis.from_url(redis_url).flushdb()
-    return Settings(
-        database_url=bot_database_url,
-        redis_url=redis_url,
-        data_dir=tmp_path_factory.mktemp("bot-data"),
-        models=tiny_models,
+    return worker_settings(
+        bot_database_url,
+        redis_base_url,
+        REDIS_DB,
+        tmp_path_factory.mktemp("bot-data"),
+        tiny_models,
         preview_every=2,
         bot=BotSettings(shard_count=1),
+        # 2048 px keeps a second upscale (to 4096 px: ~16 s and a 50 MB PNG of noise on a CPU)
+        # out of the Discord suite; its refusal is tested here, 4096-px upscales in tests/inference.
+        buttons=ButtonSettings(max_upscale_side=2048, gallery_url="https://gallery.example/"),
     )
 
 
@@ -73,7 +74,7 @@ async def empty_tables(sessions: async_sessionmaker[AsyncSession]) -> None:
         ).scalars():
             await cancel_job(session, job_id)
     async with sessions.begin() as session:
-        for table in (Image, LedgerEntry, Job, User):
+        for table in (Favorite, GuildSettings, Image, LedgerEntry, Job, User):
             await session.execute(delete(table))
 
 

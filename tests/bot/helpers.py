@@ -20,7 +20,7 @@ def result_message(channel: simcord.ChannelHandle, job_id: uuid.UUID) -> discord
     """The newest message in the channel whose buttons belong to this job."""
     for message in reversed(channel.history()):
         if any(
-            getattr(child, "custom_id", None) == f"sj:u:{job_id.hex}:1"
+            f":{job_id.hex}" in (getattr(child, "custom_id", None) or "")
             for row in message.components
             for child in getattr(row, "children", [])
         ):
@@ -71,9 +71,12 @@ async def ledger_kinds(sessions: async_sessionmaker[AsyncSession], job_id: uuid.
 
 
 def button_rows(message: discord.Message) -> list[list[tuple[str, str]]]:
-    """(label or emoji, custom_id) of every button, row by row."""
+    """(label or emoji, custom_id or url) of every button, row by row."""
     return [
-        [(child.label or str(child.emoji), child.custom_id) for child in row.children]  # type: ignore[attr-defined]
+        [
+            (child.label or str(child.emoji), child.custom_id or child.url)  # type: ignore[attr-defined]
+            for child in row.children
+        ]
         for row in message.components
     ]
 

@@ -17,7 +17,9 @@ import bot as bot_package
 from bot import create_bot
 from bot.exts import EXTENSIONS
 from bot.exts.settings._views import panel_view
-from bot.result_view import result_view
+from bot.presses import REMIX_MODAL_TEMPLATE, RemixModal
+from bot.result_view import grid_view, single_image_view
+from sojourn.services.buttons import Action
 from sojourn.services.users import UserDefaults
 from sojourn.settings import Settings
 
@@ -63,7 +65,8 @@ async def test_every_extension_loads_unloads_and_reloads(settings: Settings) -> 
     bot = create_bot(settings)
     try:
         assert set(EXTENSIONS) == {
-            "bot.exts.imagine", "bot.exts.info", "bot.exts.jobs", "bot.exts.prefer", "bot.exts.settings",
+            "bot.exts.buttons", "bot.exts.imagine", "bot.exts.info", "bot.exts.jobs", "bot.exts.prefer",
+            "bot.exts.settings",
         }  # fmt: skip
         for extension in EXTENSIONS:
             await bot.load_extension(extension)
@@ -88,7 +91,7 @@ async def test_no_two_commands_share_a_name(settings: Settings) -> None:
         assert set(names) == {
             "imagine", "info", "settings", "show", "cancel",
             "prefer", "prefer option", "prefer option set", "prefer option list", "prefer option delete",
-            "prefer suffix",
+            "prefer suffix", "server", "server buttons",
         }  # fmt: skip
     finally:
         await bot.engine.dispose()
@@ -98,8 +101,13 @@ def test_custom_id_templates_never_overlap() -> None:
     classes = _dynamic_item_classes()
     assert {cls.__name__ for cls in classes} == {"ResultButton", "SettingSelect", "SettingToggle"}
     job_id = uuid.uuid4()
-    components = [*result_view(job_id).children, *panel_view(UserDefaults()).children]
+    components = [
+        *grid_view(job_id).children,
+        *single_image_view(job_id, favorites=3).children,
+        *panel_view(UserDefaults()).children,
+    ]
     custom_ids = [item.custom_id for item in components]  # type: ignore[attr-defined]
+    assert len(custom_ids) == 9 + 6 + len(panel_view(UserDefaults()).children)
     assert len(custom_ids) == len(set(custom_ids))
     for custom_id in custom_ids:
         assert custom_id.startswith("sj:") and len(custom_id) <= 100
@@ -114,6 +122,9 @@ def test_custom_id_templates_never_overlap() -> None:
         "sj:u:" + "G" * 32 + ":1",  # not hex
         "sj:u:" + "a" * 32 + ":5",  # no image 5
         "sj:x:" + "a" * 32 + ":1",  # no such action
+        "sj:up:" + "a" * 32 + ":1:2",  # trailing junk
+        "sj:fav:" + "a" * 32 + ":1 ",
+        "sj:m:v:" + "a" * 32 + ":1",  # a remix modal's id is not a button's
         "sj:set:quality:extra",
         "sj:set:everything",
         "xx:u:" + "a" * 32 + ":1",
@@ -123,3 +134,12 @@ def test_hostile_custom_ids_match_no_template(custom_id: str) -> None:
     assert not any(
         cls.__discord_ui_compiled_template__.fullmatch(custom_id) for cls in _dynamic_item_classes()
     )
+
+
+def test_remix_modal_ids_are_their_own_and_fit() -> None:
+    for action in (Action.VARY, Action.REROLL, Action.VARY_STRONG, Action.VARY_SUBTLE):
+        modal = RemixModal(action, uuid.uuid4(), 4 if action != Action.REROLL else None, "a cat --ar 1:1")
+        assert REMIX_MODAL_TEMPLATE.fullmatch(modal.custom_id) and len(modal.custom_id) <= 100
+        assert not any(
+            cls.__discord_ui_compiled_template__.fullmatch(modal.custom_id) for cls in _dynamic_item_classes()
+        )

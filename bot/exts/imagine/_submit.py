@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.channels import check_can_post
 from sojourn.errors import UserError
 from sojourn.services.image_prompts import check_declared, read_image_prompt, store_image_prompt
 from sojourn.services.jobs import Origin, submit_prompt
@@ -16,25 +17,6 @@ if TYPE_CHECKING:
     from bot.bot import SojournBot
 
 log = logging.getLogger(__name__)
-
-_PERMISSION_NAMES = {
-    "view_channel": "View Channel",
-    "send_messages": "Send Messages",
-    "send_messages_in_threads": "Send Messages in Threads",
-    "attach_files": "Attach Files",
-}
-
-
-def check_can_post(interaction: discord.Interaction) -> None:
-    """The result is the bot's own message: refuse now, before charging, if it could not be posted."""
-    in_thread = isinstance(interaction.channel, discord.Thread)
-    needed = ("view_channel", "send_messages_in_threads" if in_thread else "send_messages", "attach_files")
-    missing = [_PERMISSION_NAMES[name] for name in needed if not getattr(interaction.app_permissions, name)]
-    if missing:
-        raise UserError(
-            f"I can't post results in this channel: I'm missing the {', '.join(missing)} permission. "
-            "Ask a moderator, or use another channel. Nothing was charged."
-        )
 
 
 async def image_prompt_key(bot: SojournBot, attachment: discord.Attachment) -> str:

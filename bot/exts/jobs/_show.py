@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.delivery import DEFAULT_FILESIZE_LIMIT, grid_upload
+from bot.delivery import DEFAULT_FILESIZE_LIMIT, grid_upload, upload_stem
 from bot.messages import JobCard
 from bot.result_view import result_view
+from sojourn.services.buttons import favorite_count
 from sojourn.services.jobs import cancel_user_job, parse_job_id
-from sojourn.services.results import grid_key_of, job_to_show
+from sojourn.services.results import display_key_of, job_to_show
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
@@ -23,15 +24,19 @@ async def show_job(bot: SojournBot, interaction: discord.Interaction, job_text: 
     job_id = parse_job_id(job_text)
     async with bot.sessions() as session:
         job = await job_to_show(session, interaction.user.id, job_id)
-    key = grid_key_of(job)
+        favorites = await favorite_count(session, job.id, 1)
+    key = display_key_of(job)
     assert key is not None
     limit = interaction.guild.filesize_limit if interaction.guild else DEFAULT_FILESIZE_LIMIT
-    grid, filename = await asyncio.to_thread(grid_upload, bot.storage.get, key, limit)
-    card = JobCard.of(job.prompt, job.user_id, job.spec)
+    grid, filename = await asyncio.to_thread(grid_upload, bot.storage.get, key, limit, upload_stem(job))
+    content = JobCard.of(job).done(shown_by=interaction.user.id)
+    if job.parent_job_id is not None:  # lineage: what this result was made from
+        source = f"image {job.parent_image_index} of " if job.parent_image_index else ""
+        content += f"\n-# made from {source}`{job.parent_job_id}`"
     await interaction.response.send_message(
-        card.done(shown_by=interaction.user.id),
+        content,
         file=discord.File(io.BytesIO(grid), filename),
-        view=result_view(job.id),
+        view=result_view(job, favorites=favorites, gallery_url=bot.settings.buttons.gallery_url),
         allowed_mentions=discord.AllowedMentions.none(),
     )
 
