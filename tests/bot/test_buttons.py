@@ -239,3 +239,25 @@ async def test_remix_mode_opens_the_prompt_and_the_variation_follows_the_edit(
     assert broken.response.content == "--ar 9:1 is too wide: use a ratio between 1:4 and 4:1"
     assert (await child_of(bot_sessions, grid_job, JobKind.VARIATION)).id == variation.id
     assert variation.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED)
+
+
+async def test_a_remix_modal_submitted_after_a_bot_restart_still_works(  # type: ignore[no-untyped-def]
+    world: World, bot_sessions, bot_settings
+) -> None:
+    from bot import create_bot
+
+    grid_job, grid = await imagine(world, bot_sessions, "a paper crane --q .25 --seed 14")
+    panel = await world.alice.slash(world.channel, "settings")
+    assert panel.response is not None
+    await world.alice.click(panel.response.message, label="Remix off")
+    shown = await world.alice.click(grid, custom_id=f"sj:r:{grid_job.id.hex}")
+    assert shown.modal is not None
+
+    new_bot = create_bot(bot_settings)  # the modal is open in Alice's client while the bot restarts
+    new_bot.external_wait = world.env.external_wait
+    await world.env.restart_bot(new_bot)
+    submitted = await world.alice.submit_modal(shown, {"prompt": "a golden crane --q .25"})
+
+    assert submitted.response is not None and submitted.response.content.startswith("Re-roll: queued")
+    reroll = await child_of(bot_sessions, grid_job, JobKind.REROLL)
+    assert reroll.prompt.startswith("a golden crane")
