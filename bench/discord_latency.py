@@ -36,11 +36,10 @@ from sqlalchemy import func, select, update
 
 from bot import create_bot
 from bot.timing import TimingRecorder
-from db.migrate import upgrade_async
 from db.models import Job, JobStatus
 from sojourn.bootstrap import ensure_runnable_models, start_worker, stop_worker, wait_until_ready
 from sojourn.settings import BotSettings, Settings
-from tests.conftest import create_database
+from tests.conftest import create_migrated_database
 
 REDIS_DB = 10
 
@@ -149,8 +148,7 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=20)
     args = parser.parse_args()
 
-    database_url = await create_database(os.environ["SOJOURN_TEST_DATABASE_URL"])
-    await upgrade_async(database_url)
+    database_url = await create_migrated_database(os.environ["SOJOURN_TEST_DATABASE_URL"])
     redis_url = os.environ["SOJOURN_TEST_REDIS_URL"].rsplit("/", 1)[0] + f"/{REDIS_DB}"
     redis.Redis.from_url(redis_url).flushdb()
     data_dir = Path(tempfile.mkdtemp(prefix="sojourn-discord-bench-"))

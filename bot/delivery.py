@@ -33,7 +33,7 @@ from db.models import FINAL_STATUSES, Job, JobStatus
 from sojourn.events import JobEvent
 from sojourn.services import delivery as delivery_service
 from sojourn.services import queue_info
-from sojourn.services.results import display_key_of
+from sojourn.services.results import display_key_of, is_single_image
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
@@ -486,7 +486,7 @@ def _refusal_reason(error: discord.HTTPException, tracked: _JobMessage) -> str:
 
 def upload_stem(job: Job) -> str:
     """The attachment's name: `grid` for a 2×2 grid, `image` for a single image."""
-    return "image" if int(job.spec.get("images", 4)) == 1 else "grid"
+    return "image" if is_single_image(job) else "grid"
 
 
 def grid_upload(read: Callable[[str], bytes], key: str, limit: int, stem: str = "grid") -> tuple[bytes, str]:

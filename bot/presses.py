@@ -103,9 +103,10 @@ async def handle_press(
         return
     if remix_text is None and action.remixable:
         async with bot.sessions() as session:
-            job = await load_pressable_job(session, press)
-            await check_may_press(session, job, press)  # no modal for someone who may not press
             remix = (await load_preferences(session, interaction.user.id)).defaults.remix
+            if remix:  # the job is checked (and its prompt read) only for the modal
+                job = await load_pressable_job(session, press)
+                await check_may_press(session, job, press)  # no modal for someone who may not press
         if remix:
             await interaction.response.send_modal(RemixModal(action, job_id, index, job.prompt))
             return

@@ -18,7 +18,8 @@ import discord
 
 from bot.errors import errors_as_replies
 from db.models import Job
-from sojourn.services.buttons import Action, is_single_image
+from sojourn.services.buttons import Action
+from sojourn.services.results import is_single_image
 
 _ACTIONS = "|".join(sorted((action.value for action in Action), key=len, reverse=True))
 CUSTOM_ID_TEMPLATE = rf"sj:(?P<action>{_ACTIONS}):(?P<job>[0-9a-f]{{32}})(?::(?P<index>[1-4]))?"

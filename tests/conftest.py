@@ -50,12 +50,17 @@ async def create_database(admin_url: str) -> str:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
+async def create_migrated_database(admin_url: str) -> str:
+    """A fresh Postgres database at the newest migration; returns its URL."""
+    url = await create_database(admin_url)
+    await upgrade_async(url)
+    return url
+
+
 @pytest.fixture(scope="module")
 async def database_url(postgres_admin_url: str) -> str:
     """A migrated Postgres database for one test module."""
-    url = await create_database(postgres_admin_url)
-    await upgrade_async(url)
-    return url
+    return await create_migrated_database(postgres_admin_url)
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,11 @@ from sqlalchemy.orm import selectinload
 
 from db.models import Favorite, GuildSettings, Job, JobKind, JobStatus, User
 from sojourn.errors import Banned, UserError
-from sojourn.prompt import PromptError, PromptRules, parse_prompt, to_canonical
+from sojourn.prompt import PromptError, PromptRules, parse_prompt
 from sojourn.services import credits
-from sojourn.services.jobs import JobQueue, Origin, enqueue_jobs, hold_and_insert, utcnow
+from sojourn.services.jobs import JobQueue, Origin, enqueue_jobs, hold_and_insert, new_job, utcnow
 from sojourn.services.pricing import job_cost
+from sojourn.services.results import is_single_image
 from sojourn.settings import Settings
 from sojourn.spec import IMAGES_PER_JOB, SEED_MAX, JobSpec, SourceImage
 
@@ -91,10 +92,6 @@ class ButtonRefused(UserError):
     """The press cannot make a job: a stale or forged button, or someone not allowed to press it."""
 
 
-def is_single_image(job: Job) -> bool:
-    return int(job.spec.get("images", IMAGES_PER_JOB)) == 1
-
-
 def bucket_size(width: int, height: int) -> tuple[int, int]:
     """The grid resolution an image came from: upscales are exact doublings, so halve them back."""
     while width * height > BUCKET_MAX_PIXELS and width % 2 == 0 and height % 2 == 0:
@@ -158,7 +155,7 @@ async def set_anyone_can_press(
 
 
 def request_key(press: Press) -> str:
-    digest = hashlib.sha256((press.remix_text or "").encode()).hexdigest()[:16] if press.remix_text else "-"
+    digest = hashlib.sha256(press.remix_text.encode()).hexdigest()[:16] if press.remix_text else "-"
     index = press.index if press.index is not None else 0
     return f"{press.action.value}:{press.job_id.hex}:{index}:{press.presser_id}:{digest}"
 
@@ -265,19 +262,14 @@ async def press_button(
         if existing is not None:
             return PressOutcome(existing, created=False)
         kind, spec, cost = derived_spec(job, press, settings, rules)
-        derived = Job(
-            id=uuid.uuid4(),
-            user_id=press.presser_id,
-            kind=kind,
+        derived = new_job(
+            press.presser_id,
+            kind,
+            spec,
+            cost,
+            press.origin,
             parent_job_id=job.id,
             parent_image_index=press.index,
-            prompt=to_canonical(spec),
-            spec=spec.model_dump(mode="json"),
-            status=JobStatus.QUEUED,
-            cost=cost,
-            queued_at=utcnow(),
-            guild_id=press.origin.guild_id,
-            channel_id=press.origin.channel_id,
             request_key=key,
         )
         await credits.ensure_user(session, press.presser_id)

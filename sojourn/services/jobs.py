@@ -102,25 +102,31 @@ async def submit_prompt(
         planned = [_with_seed(spec) for spec in specs for _ in range(spec.repeat)]
         costs = [job_cost(spec, settings.credits) for spec in planned]
         jobs = [
-            Job(
-                id=uuid.uuid4(),
-                user_id=user_id,
-                kind=JobKind.IMAGINE,
-                prompt=to_canonical(spec),
-                spec=spec.model_dump(mode="json"),
-                status=JobStatus.QUEUED,
-                cost=cost,
-                queued_at=utcnow(),
-                guild_id=origin.guild_id,
-                channel_id=origin.channel_id,
-                message_id=origin.message_id,
-            )
+            new_job(user_id, JobKind.IMAGINE, spec, cost, origin)
             for spec, cost in zip(planned, costs, strict=True)
         ]
         await hold_and_insert(session, settings, user_id, jobs, today)
 
     await enqueue_jobs(sessions, queue, jobs)
     return jobs
+
+
+def new_job(user_id: int, kind: JobKind, spec: JobSpec, cost: int, origin: Origin, **extra: object) -> Job:
+    """A queued job row for `spec` (not added to a session yet)."""
+    return Job(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=kind,
+        prompt=to_canonical(spec),
+        spec=spec.model_dump(mode="json"),
+        status=JobStatus.QUEUED,
+        cost=cost,
+        queued_at=utcnow(),
+        guild_id=origin.guild_id,
+        channel_id=origin.channel_id,
+        message_id=origin.message_id,
+        **extra,
+    )
 
 
 async def hold_and_insert(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 from db.models import FINAL_STATUSES, Job, JobStatus
 from sojourn.errors import JobNotFound, UserError
 from sojourn.settings import Settings
+from sojourn.spec import IMAGES_PER_JOB
 from sojourn.storage import LocalStorage
 
 
@@ -67,9 +68,14 @@ def grid_key_of(job: Job) -> str | None:
     return next((image.storage_key for image in job.images if image.index == 0), None)
 
 
+def is_single_image(job: Job) -> bool:
+    """An upscale's result: one image, no grid."""
+    return int(job.spec.get("images", IMAGES_PER_JOB)) == 1
+
+
 def display_key_of(job: Job) -> str | None:
     """What a result message shows: the grid, or the one image of a single-image job (an upscale)."""
-    shown = 1 if int(job.spec.get("images", 4)) == 1 else 0
+    shown = 1 if is_single_image(job) else 0
     return next((image.storage_key for image in job.images if image.index == shown), None)
 
 

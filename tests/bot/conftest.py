@@ -18,12 +18,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import SojournBot, create_bot
-from db.migrate import upgrade_async
 from db.models import ACTIVE_STATUSES, Favorite, GuildSettings, Image, Job, LedgerEntry, User
 from db.session import make_engine, make_sessionmaker
 from sojourn.services.jobs import cancel_job
 from sojourn.settings import BotSettings, ButtonSettings, Settings
-from tests.conftest import create_database, running_worker, worker_settings
+from tests.conftest import create_migrated_database, running_worker, worker_settings
 
 JOB_TIMEOUT = 120.0
 REDIS_DB = 6
@@ -31,9 +30,7 @@ REDIS_DB = 6
 
 @pytest.fixture(scope="package")
 async def bot_database_url(postgres_admin_url: str) -> str:
-    url = await create_database(postgres_admin_url)
-    await upgrade_async(url)
-    return url
+    return await create_migrated_database(postgres_admin_url)
 
 
 @pytest.fixture(scope="package")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -21,6 +21,7 @@ from inference.derived import (
 from inference.errors import GpuOutOfMemory, JobCancelled
 from inference.pipelines import ModelRegistry
 from sojourn.spec import JobSpec, PromptPart, SourceImage
+from tests.inference.test_pipelines import cancel_after
 
 GRID = {"width": 256, "height": 256, "steps": 6}  # small where the size is not what is tested
 ACTIONS: dict[str, dict[str, object]] = {
@@ -146,7 +147,7 @@ def test_upscale_starts_from_the_source_and_reports_progress(registry: ModelRegi
 def test_vae_tiling_is_switched_off_after_a_cancelled_upscale(registry: ModelRegistry) -> None:
     source = _gradient(256, 256)
     with pytest.raises(JobCancelled):
-        render(registry, derived_spec("upscale", source, steps=20), source, is_cancelled=_cancel_after(2))
+        render(registry, derived_spec("upscale", source, steps=20), source, is_cancelled=cancel_after(2))
     assert not registry.base.vae.use_tiling
 
 
@@ -235,23 +236,12 @@ def test_zoom_out_canvas_and_mask_geometry(zoom: float, size: tuple[int, int]) -
 # --- cancel, errors, inputs ----------------------------------------------------------------------------
 
 
-def _cancel_after(calls: int) -> Callable[[], bool]:
-    seen = 0
-
-    def is_cancelled() -> bool:
-        nonlocal seen
-        seen += 1
-        return seen > calls
-
-    return is_cancelled
-
-
 @pytest.mark.parametrize("action", list(ACTIONS))
 def test_cancel_stops_at_the_next_step(registry: ModelRegistry, action: str) -> None:
     source = _gradient(256, 256)
     spec = derived_spec(action, source, steps=12)
     with pytest.raises(JobCancelled):
-        render(registry, spec, source, is_cancelled=_cancel_after(0))  # before anything runs
+        render(registry, spec, source, is_cancelled=cancel_after(0))  # before anything runs
     progress: list[int] = []
     with pytest.raises(JobCancelled):
         render_job_images(
@@ -259,7 +249,7 @@ def test_cancel_stops_at_the_next_step(registry: ModelRegistry, action: str) -> 
             spec,
             source_image=source,
             on_progress=lambda p, _: progress.append(p),
-            is_cancelled=_cancel_after(2),
+            is_cancelled=cancel_after(2),
         )
     assert len(progress) == 2  # checked once before starting, then after each step
     assert len(render(registry, spec, source)[0]) == spec.images  # the pipelines still work

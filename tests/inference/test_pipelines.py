@@ -317,7 +317,8 @@ def test_tile_restores_padding_after_an_error(registry: ModelRegistry) -> None:
     assert {conv.padding_mode for conv in _convolutions(registry)} == {"zeros"}
 
 
-def _cancel_after(calls: int) -> Callable[[], bool]:
+def cancel_after(calls: int) -> Callable[[], bool]:
+    """An `is_cancelled` that says yes from its call number `calls + 1` on."""
     seen = 0
 
     def is_cancelled() -> bool:
@@ -335,7 +336,7 @@ def test_cancel_stops_at_the_next_step(registry: ModelRegistry) -> None:
             registry,
             make_spec(**FAST),
             on_progress=lambda p, _: progress.append(p),
-            is_cancelled=_cancel_after(3),
+            is_cancelled=cancel_after(3),
         )
     assert len(progress) == 3  # checked once before starting, then after each step
 
