@@ -17,10 +17,9 @@ from bot.exts import EXTENSIONS
 from bot.result_view import DYNAMIC_ITEMS
 from bot.timing import NoTimings, TimingHook
 from db.session import make_engine, make_sessionmaker
-from inference.celery_app import make_celery
+from sojourn.celery_app import make_celery
 from sojourn.prompt import PromptRules
-from sojourn.queue import CeleryJobQueue
-from sojourn.services.jobs import JobQueue
+from sojourn.queue import CeleryJobQueue, JobQueue
 from sojourn.settings import Settings
 from sojourn.storage import LocalStorage
 

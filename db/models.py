@@ -26,7 +26,14 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from sojourn.actions import JobKind
+from sojourn.clock import utcnow
+
+__all__ = ["JobKind"]  # declared with the button actions; stored here
 
 # Named constraints so migrations are stable and downgrades can drop them by name.
 NAMING_CONVENTION = {
@@ -41,8 +48,16 @@ NAMING_CONVENTION = {
 AutoId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+class AwareDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp that always reads back timezone-aware (UTC): SQLite hands back naive ones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -59,14 +74,6 @@ class JobStatus(enum.StrEnum):
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-class JobKind(enum.StrEnum):
-    IMAGINE = "imagine"
-    UPSCALE = "upscale"
-    VARIATION = "variation"
-    REROLL = "reroll"
-    ZOOM = "zoom"
 
 
 class LedgerKind(enum.StrEnum):
@@ -95,7 +102,7 @@ class User(Base):
     # Cached sum of this user's ledger; updated in the same transaction as every entry.
     balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     daily_grant_on: Mapped[dt.date | None] = mapped_column(Date)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
 
 
 class LedgerEntry(Base):
@@ -109,7 +116,7 @@ class LedgerEntry(Base):
     # One entry per key, ever: a retried hold, settle or refund is a no-op, never a second charge.
     idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
     note: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
 
 
 class Job(Base):
@@ -123,6 +130,8 @@ class Job(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[JobKind] = mapped_column(_enum(JobKind, "job_kind"), default=JobKind.IMAGINE)
+    # The button that made this job (`sojourn.actions` code: "u", "vs", "z2"…); None for /imagine.
+    action: Mapped[str | None] = mapped_column(String(8))
     parent_job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"))
     parent_image_index: Mapped[int | None] = mapped_column(Integer)
     prompt: Mapped[str] = mapped_column(Text)  # canonical text, seed included
@@ -133,18 +142,18 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker_id: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
-    queued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    queued_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
+    started_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
     # Written with progress; a running job whose heartbeat went stale lost its worker.
-    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
     guild_id: Mapped[int | None] = mapped_column(BigInteger)
     channel_id: Mapped[int | None] = mapped_column(BigInteger)
     message_id: Mapped[int | None] = mapped_column(BigInteger)  # the bot's own message for this job
     # Delivery of the outcome to Discord: set once the final message is posted, or once it cannot
     # be (then `delivery_error` says why, and /info tells the user once).
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
     delivery_error: Mapped[str | None] = mapped_column(String(300))
     delivery_error_reported: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # A button press that made this job: "<action>:<parent>:<index>:<presser>:<remix digest>".
@@ -169,7 +178,7 @@ class Image(Base):
     height: Mapped[int] = mapped_column(Integer)
     storage_key: Mapped[str] = mapped_column(String(300))
     public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="images")
 
@@ -187,7 +196,7 @@ class Favorite(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     image_index: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
 
 
 class GuildSettings(Base):
@@ -198,4 +207,4 @@ class GuildSettings(Base):
     guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     # False: only a result's owner may press its buttons. True: anyone may, and the presser pays.
     anyone_can_press: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)

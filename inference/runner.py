@@ -23,7 +23,7 @@ from db.models import Job, JobStatus
 from db.session import make_engine, make_sessionmaker
 from sojourn.events import JobEvent, make_publisher
 from sojourn.imaging import encode_png, render_grid
-from sojourn.services import jobs as job_service
+from sojourn.services import lifecycle as job_service
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec
 from sojourn.storage import LocalStorage, grid_key, image_key

@@ -7,16 +7,17 @@ import logging
 import threading
 import uuid
 
+from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 
-from inference.celery_app import RENDER_TASK, app
+from sojourn.queue import RENDER_TASK
 
 log = logging.getLogger(__name__)
 RECOVERY_INTERVAL_SECONDS = 60.0
 _stop_recovery = threading.Event()
 
 
-@app.task(name=RENDER_TASK, bind=True)
+@shared_task(name=RENDER_TASK, bind=True)
 def render_job(self, job_id: str) -> str | None:  # type: ignore[no-untyped-def]
     from inference.runner import get_runner
 
@@ -27,8 +28,9 @@ def render_job(self, job_id: str) -> str | None:  # type: ignore[no-untyped-def]
 def recover_stranded_jobs() -> list[uuid.UUID]:
     """Resend jobs whose message never left or whose worker vanished (see `recover_jobs`)."""
     from db.session import make_engine, make_sessionmaker
+    from sojourn.celery_app import make_celery
     from sojourn.queue import CeleryJobQueue
-    from sojourn.services.jobs import recover_jobs
+    from sojourn.services.recovery import recover_jobs
     from sojourn.settings import Settings
 
     settings = Settings()
@@ -37,7 +39,7 @@ def recover_stranded_jobs() -> list[uuid.UUID]:
         engine = make_engine(settings.resolved_database_url, pool_size=1)
         try:
             return await recover_jobs(
-                make_sessionmaker(engine), CeleryJobQueue(app), max_attempts=settings.max_attempts
+                make_sessionmaker(engine), CeleryJobQueue(make_celery(settings)), settings
             )
         finally:
             await engine.dispose()

@@ -93,7 +93,7 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 def wait_until_ready(settings: Settings, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
     """Block until the worker answers a Celery ping; raise with its log's tail if it dies or stalls."""
-    from inference.celery_app import make_celery
+    from sojourn.celery_app import make_celery
 
     app = make_celery(settings)
     deadline = time.monotonic() + timeout

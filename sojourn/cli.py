@@ -113,7 +113,8 @@ def _cmd_make_tiny(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from inference.celery_app import QUEUES, app
+    from sojourn.celery_app import make_celery
+    from sojourn.queue import QUEUES
 
     settings = Settings()
     argv = [
@@ -129,7 +130,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         # The filesystem transport has no broadcast channel for these.
         argv += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
-    app.worker_main(argv)
+    make_celery(settings).worker_main(argv)
     return 0
 
 
@@ -149,9 +150,11 @@ def _run_bot(settings: Settings) -> int:
     import discord
 
     from bot import create_bot
+    from sojourn.celery_app import make_celery
+    from sojourn.queue import CeleryJobQueue
 
     assert settings.discord_token is not None
-    bot = create_bot(settings)
+    bot = create_bot(settings, queue=CeleryJobQueue(make_celery(settings)))
     try:
         # Our logging is configured already; the token is passed on, never printed or logged.
         bot.run(settings.discord_token.get_secret_value(), log_handler=None)
@@ -231,10 +234,10 @@ async def _submit_and_wait(
     settings: Settings, prompt: str, user_id: int, wait_seconds: float, worker_alive: Callable[[], bool]
 ) -> int:
     from db.session import make_engine, make_sessionmaker
-    from inference.celery_app import make_celery
+    from sojourn.celery_app import make_celery
     from sojourn.queue import CeleryJobQueue
-    from sojourn.services.jobs import submit_prompt
     from sojourn.services.results import job_report, wait_for_jobs
+    from sojourn.services.submission import submit_prompt
 
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)

@@ -1,16 +1,32 @@
-"""The job service's queue, backed by Celery: tasks are sent by name, with the job id only."""
+"""The job queue's interface: where submitted jobs go for a worker to pick up, by job id only.
+
+The task and queue names live here, with the interface, so the services, the bot and the worker
+agree on them without the services importing the worker. The Celery app itself is built by the
+composition root (`sojourn.celery_app.make_celery`, called from the CLI and the tests).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import TYPE_CHECKING, Protocol
 
-from celery import Celery
+if TYPE_CHECKING:
+    from celery import Celery
 
-from inference.celery_app import QUEUES, RENDER_TASK
+RENDER_TASK = "sojourn.render_job"
+QUEUES = ("fast", "relax")  # `--fast` / `--relax`: each a Celery queue
+
+
+class JobQueue(Protocol):
+    """Where submitted jobs are sent for a worker to pick up (Celery in production)."""
+
+    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None: ...
 
 
 class CeleryJobQueue:
+    """Sends the render task by name, with the job id only."""
+
     def __init__(self, app: Celery) -> None:
         self._app = app
 

@@ -57,7 +57,7 @@ class Credits(BaseModel):
 class ButtonSettings(BaseModel):
     """What the buttons under a result do and cost (`SOJOURN_BUTTONS__...`)."""
 
-    # Credits per press. A 2×2 grid at the defaults costs 5 (pricing.py); an upscale renders one
+    # Credits per press. A 2×2 grid at the defaults costs 4 (pricing.py); an upscale renders one
     # image at ~30 % strength, so it costs less. 🔄 is a new grid and costs what the grid cost.
     upscale_cost: int = 2
     vary_strong_cost: int = 4
@@ -86,6 +86,18 @@ class BotSettings(BaseModel):
     max_image_bytes: int = 10 * 1024 * 1024  # image prompts: at most this large
     max_image_side: int = 4096  # image prompts: at most this many pixels a side
     default_eta_seconds: float = 30.0  # a job's duration when there is no history yet
+
+
+class RecoverySettings(BaseModel):
+    """When a job counts as stranded (`SOJOURN_RECOVERY__...`, seconds); README: "Jobs survive crashes"."""
+
+    # A worker that receives a job running elsewhere takes it over once its heartbeat is this stale.
+    takeover_after: float = 120.0
+    # The recovery sweep resends a running job whose heartbeat is this stale (its worker vanished)...
+    recover_after: float = 300.0
+    # ...and a queued job whose message never left this long after it was queued.
+    unsent_after: float = 30.0
+    sweep_interval: float = 60.0  # between two sweeps of the cluster
 
 
 class Settings(BaseSettings):
@@ -118,6 +130,7 @@ class Settings(BaseSettings):
     credits: Credits = Credits()
     bot: BotSettings = BotSettings()
     buttons: ButtonSettings = ButtonSettings()
+    recovery: RecoverySettings = RecoverySettings()
 
     task_soft_time_limit: int = 600
     task_time_limit: int = 660

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sojourn.actions import Render
+
 SEED_MAX = 4_294_967_295
 IMAGES_PER_JOB = 4
 IMAGE_WEIGHT_MAX = 3.0
@@ -22,9 +24,6 @@ class PromptPart(BaseModel):
 
     text: str
     weight: float = 1.0
-
-
-DerivedAction = Literal["upscale", "vary_strong", "vary_subtle", "zoom_out"]
 
 
 class SourceImage(BaseModel):
@@ -70,13 +69,10 @@ class JobSpec(BaseModel):
     # parser) starts the denoising instead of pure noise; `--iw` weighs it (0-3, 1 by default).
     image_key: str | None = None
     image_weight: float = Field(default=1.0, ge=0.0, le=IMAGE_WEIGHT_MAX)
-    # A derived job (a button under a result), set by the job service, never by the parser.
-    # None: a text-to-image grid (/imagine, 🔄). Otherwise the worker starts from `source`:
-    #   upscale      one image at width×height (2× the source): enlarge, then img2img at `strength`
-    #   vary_strong  four images: Stable unCLIP on the source (`noise_level`), refined to width×height
-    #   vary_subtle  four images: SDXL img2img of the source at `strength`
-    #   zoom_out     four images: the source shrunk by `zoom` on a width×height canvas, border inpainted
-    action: DerivedAction | None = None
+    # A derived job (a button under a result), set by the press service, never by the parser: the
+    # worker function that renders it from `source` (`sojourn.actions.Render`, one per button kind).
+    # None: a text-to-image grid (/imagine, 🔄).
+    action: Render | None = None
     source: SourceImage | None = None
     strength: float = Field(default=0.0, ge=0.0, le=1.0)
     noise_level: int = Field(default=0, ge=0, le=999)

@@ -1,4 +1,4 @@
-"""Where images live. Local directory by default; an S3 backend implements the same protocol."""
+"""Where images live: a local directory (the only backend so far; another implements `ImageStorage`)."""
 
 from __future__ import annotations
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ACTIVE_STATUSES, JobStatus
+from sojourn import clock
 from sojourn.services import credits, queue_info
 from sojourn.services.delivery import DeliveryFailure, take_unreported_failures
-from sojourn.services.jobs import recent_jobs
+from sojourn.services.job_queries import recent_jobs
 from sojourn.services.users import Preferences, preferences_of
 from sojourn.settings import Settings
 
@@ -46,12 +46,13 @@ class AccountOverview:
 
 
 async def account_overview(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, user_id: int, *, today: dt.date
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, user_id: int
 ) -> AccountOverview:
     """Balance (after today's free grant, which is due on any visit), jobs, preferences, failures.
 
     Undeliverable results are reported here once: they are marked reported in the same transaction.
     """
+    today = clock.today()
     async with sessions.begin() as session:
         user = await credits.ensure_user(session, user_id)
         await credits.grant_daily_if_due(session, user_id, settings.credits.daily_free, today)

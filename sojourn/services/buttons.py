@@ -8,10 +8,7 @@ first job instead of charging and queuing a second (a unique constraint, not che
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
 import hashlib
-import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -20,63 +17,37 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from db.models import Favorite, GuildSettings, Job, JobKind, JobStatus, User
+from db.models import Favorite, GuildSettings, Job, JobStatus, User
+from sojourn.actions import FAVORITE, ButtonAction, Render
+from sojourn.clock import utcnow
 from sojourn.errors import Banned, UserError
 from sojourn.prompt import PromptError, PromptRules, parse_prompt
+from sojourn.queue import JobQueue
 from sojourn.services import credits
-from sojourn.services.jobs import JobQueue, Origin, enqueue_jobs, hold_and_insert, new_job, utcnow
 from sojourn.services.pricing import job_cost
 from sojourn.services.results import is_single_image
+from sojourn.services.submission import (
+    Origin,
+    check_image_prompt,
+    draw_seed,
+    enqueue_jobs,
+    hold_and_insert,
+    new_job,
+)
 from sojourn.settings import Settings
-from sojourn.spec import IMAGES_PER_JOB, SEED_MAX, JobSpec, SourceImage
+from sojourn.spec import IMAGES_PER_JOB, JobSpec, SourceImage
 
 # Above this many pixels an image is an upscale's output; halving it finds the job's bucket.
 BUCKET_MAX_PIXELS = 1.5 * 1024 * 1024
-
-
-class Action(enum.StrEnum):
-    """A button's action; the value is what its custom_id carries."""
-
-    UPSCALE = "u"  # U1–U4 on a grid
-    VARY = "v"  # V1–V4 on a grid: a strong variation
-    REROLL = "r"  # 🔄 on a grid
-    VARY_STRONG = "vs"  # on an upscaled image
-    VARY_SUBTLE = "vt"
-    UPSCALE_AGAIN = "up"
-    ZOOM_OUT_15 = "z15"
-    ZOOM_OUT_2 = "z2"
-    FAVORITE = "fav"
-
-    @property
-    def on_grid(self) -> bool:
-        return self in (Action.UPSCALE, Action.VARY, Action.REROLL)
-
-    @property
-    def remixable(self) -> bool:
-        """Remix mode opens the prompt for editing before these (as Midjourney does)."""
-        return self in (Action.VARY, Action.REROLL, Action.VARY_STRONG, Action.VARY_SUBTLE)
-
-
-ACTION_NAMES = {
-    Action.UPSCALE: "Upscale",
-    Action.VARY: "Vary (Strong)",
-    Action.REROLL: "Re-roll",
-    Action.VARY_STRONG: "Vary (Strong)",
-    Action.VARY_SUBTLE: "Vary (Subtle)",
-    Action.UPSCALE_AGAIN: "Upscale (2×)",
-    Action.ZOOM_OUT_15: "Zoom Out 1.5×",
-    Action.ZOOM_OUT_2: "Zoom Out 2×",
-    Action.FAVORITE: "Favorite",
-}
 
 
 @dataclass(frozen=True)
 class Press:
     """One click, as the custom_id and Discord describe it (both to be checked)."""
 
-    action: Action
+    action: ButtonAction
     job_id: uuid.UUID
-    index: int | None  # 1–4 on a grid, 1 on a single image, None for 🔄
+    index: int | None  # 1–4 on a grid, 1 on a single image, None for a one-per-result button (🔄)
     presser_id: int
     origin: Origin = Origin()  # noqa: RUF009 (a frozen dataclass: one shared default is safe)
     remix_text: str | None = None  # the prompt as edited in the remix modal
@@ -111,14 +82,20 @@ async def load_pressable_job(session: AsyncSession, press: Press) -> Job:
     if job.status != JobStatus.SUCCEEDED:
         raise ButtonRefused(f"That job {job.status.value}, so it has no images to work from.")
     single = is_single_image(job)
-    if press.action != Action.FAVORITE and press.action.on_grid == single:
+    if press.action.on != ("single" if single else "grid") and press.action is not FAVORITE:
         raise ButtonRefused("That button does not belong to this result.")
-    expected = range(1, 2) if single else range(1, IMAGES_PER_JOB + 1)
-    if press.action == Action.REROLL:
+    images = 1 if single else IMAGES_PER_JOB
+    if not press.action.per_image:
         if press.index is not None:
             raise ButtonRefused("That button does not belong to this result.")
-    elif press.index not in expected:
-        raise ButtonRefused(f"This result has no image {press.index}.")
+    elif press.index is None:
+        raise ButtonRefused(
+            f"That {press.action.name} button does not say which image it is for, so it does nothing. "
+            "Use the buttons on a result message posted by the bot."
+        )
+    elif not 1 <= press.index <= images:
+        noun = "one image" if images == 1 else f"{images} images"
+        raise ButtonRefused(f"This result has {noun}, so there is no image {press.index} to use.")
     return job
 
 
@@ -157,11 +134,7 @@ async def set_anyone_can_press(
 def request_key(press: Press) -> str:
     digest = hashlib.sha256(press.remix_text.encode()).hexdigest()[:16] if press.remix_text else "-"
     index = press.index if press.index is not None else 0
-    return f"{press.action.value}:{press.job_id.hex}:{index}:{press.presser_id}:{digest}"
-
-
-def _new_seed() -> int:
-    return secrets.randbelow(SEED_MAX + 1)
+    return f"{press.action.code}:{press.job_id.hex}:{index}:{press.presser_id}:{digest}"
 
 
 def _remixed(job: Job, press: Press, rules: PromptRules) -> JobSpec:
@@ -173,8 +146,7 @@ def _remixed(job: Job, press: Press, rules: PromptRules) -> JobSpec:
     if len(specs) != 1 or specs[0].repeat != 1:
         raise PromptError("A remix makes one job: remove the {…} permutations and --repeat")
     spec = specs[0]
-    if spec.image_weight != 1.0 and parent.image_key is None:
-        raise PromptError("--iw weighs an image prompt, and this job has none: remove --iw")
+    check_image_prompt(spec, has_image=parent.image_key is not None)
     return spec.model_copy(update={"image_key": parent.image_key})
 
 
@@ -192,52 +164,45 @@ def _source(job: Job, index: int) -> SourceImage:
     )
 
 
-def derived_spec(
-    job: Job, press: Press, settings: Settings, rules: PromptRules
-) -> tuple[JobKind, JobSpec, int]:
-    """The new job's kind, spec and cost for this press."""
-    buttons = settings.buttons
+def derived_spec(job: Job, press: Press, settings: Settings, rules: PromptRules) -> tuple[JobSpec, int]:
+    """The new job's spec and cost for this press (the action's record says which render and price)."""
+    action, buttons = press.action, settings.buttons
     base = _remixed(job, press, rules)
-    if press.action == Action.REROLL:
-        spec = base.with_seed(_new_seed()).model_copy(update={"repeat": 1})
-        return JobKind.REROLL, spec, job_cost(spec, settings.credits)
-    assert press.index is not None
+    if action.render is None:  # 🔄: the same prompt and parameters, a new seed
+        spec = base.with_seed(draw_seed()).model_copy(update={"repeat": 1})
+        return spec, job_cost(spec, settings.credits)
+    assert press.index is not None and action.cost_setting is not None
+    cost = int(getattr(buttons, action.cost_setting))
     source = _source(job, press.index)
     # Derived jobs start from the source image, not from an image prompt.
-    common = {"source": source, "image_key": None, "image_weight": 1.0, "repeat": 1}
-    if press.action in (Action.UPSCALE, Action.UPSCALE_AGAIN):
+    common = {
+        "action": action.render,
+        "source": source,
+        "image_key": None,
+        "image_weight": 1.0,
+        "repeat": 1,
+    }
+    if action.render == Render.UPSCALE:
         width, height = source.width * 2, source.height * 2
         if max(width, height) > buttons.max_upscale_side:
             raise ButtonRefused(
                 f"This image is {source.width}×{source.height}; 2× would be {width}×{height}, and the "
                 f"largest upscale is {buttons.max_upscale_side} px on the long side. Use this one as it is."
             )
-        spec = base.model_copy(
-            update={
-                **common,
-                "action": "upscale",
-                "width": width,
-                "height": height,
-                "seed": source.seed,
-                "images": 1,
-                "strength": buttons.upscale_strength,
-            }
-        )
-        return JobKind.UPSCALE, spec, buttons.upscale_cost
+        upscale = {"width": width, "height": height, "seed": source.seed, "images": 1}
+        return base.model_copy(update={**common, **upscale, "strength": buttons.upscale_strength}), cost
     width, height = (
         (base.width, base.height) if press.remix_text else bucket_size(source.width, source.height)
     )
-    grid = {**common, "width": width, "height": height, "seed": _new_seed(), "images": IMAGES_PER_JOB}
-    if press.action in (Action.VARY, Action.VARY_STRONG):
-        update = {**grid, "action": "vary_strong", "noise_level": buttons.strong_noise_level}
-        spec = base.model_copy(update={**update, "strength": buttons.strong_refine_strength})
-        return JobKind.VARIATION, spec, buttons.vary_strong_cost
-    if press.action == Action.VARY_SUBTLE:
-        spec = base.model_copy(update={**grid, "action": "vary_subtle", "strength": buttons.subtle_strength})
-        return JobKind.VARIATION, spec, buttons.vary_subtle_cost
-    zoom = 1.5 if press.action == Action.ZOOM_OUT_15 else 2.0
-    spec = base.model_copy(update={**grid, "action": "zoom_out", "zoom": zoom, "strength": 1.0})
-    return JobKind.ZOOM, spec, buttons.zoom_out_cost
+    grid = {**common, "width": width, "height": height, "seed": draw_seed(), "images": IMAGES_PER_JOB}
+    update: dict[str, object]
+    if action.render == Render.VARY_STRONG:
+        update = {"noise_level": buttons.strong_noise_level, "strength": buttons.strong_refine_strength}
+    elif action.render == Render.VARY_SUBTLE:
+        update = {"strength": buttons.subtle_strength}
+    else:
+        update = {"zoom": action.zoom, "strength": 1.0}
+    return base.model_copy(update={**grid, **update}), cost
 
 
 async def press_button(
@@ -247,13 +212,11 @@ async def press_button(
     press: Press,
     *,
     rules: PromptRules | None = None,
-    today: dt.date | None = None,
 ) -> PressOutcome:
     """Make (or find, for a repeated press) the job this press asks for; the presser pays."""
-    if press.action == Action.FAVORITE:
-        raise ValueError("a favorite is toggled with toggle_favorite, not queued")
+    if press.action.kind is None:
+        raise ValueError(f"{press.action.name} makes no job (a favorite is toggled with toggle_favorite)")
     rules = rules or PromptRules.from_settings(settings)
-    today = today or utcnow().date()
     key = request_key(press)
     async with sessions.begin() as session:
         job = await load_pressable_job(session, press)
@@ -261,13 +224,14 @@ async def press_button(
         existing = await _job_for_key(session, key)
         if existing is not None:
             return PressOutcome(existing, created=False)
-        kind, spec, cost = derived_spec(job, press, settings, rules)
+        spec, cost = derived_spec(job, press, settings, rules)
         derived = new_job(
             press.presser_id,
-            kind,
+            press.action.kind,
             spec,
             cost,
             press.origin,
+            action=press.action.code,
             parent_job_id=job.id,
             parent_image_index=press.index,
             request_key=key,
@@ -275,7 +239,7 @@ async def press_button(
         await credits.ensure_user(session, press.presser_id)
         try:
             async with session.begin_nested():
-                await hold_and_insert(session, settings, press.presser_id, [derived], today)
+                await hold_and_insert(session, settings, press.presser_id, [derived])
         except IntegrityError:
             # The same press, at the same moment, got there first: show its job, charge nothing.
             existing = await _job_for_key(session, key)

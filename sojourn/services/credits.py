@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import LedgerEntry, LedgerKind, User
+from sojourn.clock import utcnow
 from sojourn.errors import Banned, InsufficientCredits
 
 
@@ -62,7 +63,7 @@ async def record_entry(
             idempotency_key=key,
             job_id=job_id,
             note=note,
-            created_at=dt.datetime.now(dt.UTC),
+            created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(LedgerEntry.id)

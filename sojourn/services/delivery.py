@@ -7,7 +7,6 @@ the bot posts, then marks; a crash in between re-posts the same result after a r
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -17,12 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from db.models import FINAL_STATUSES, Job
+from sojourn.clock import utcnow
 
 DELIVERY_ERROR_CHARS = 300
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)

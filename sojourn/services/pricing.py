@@ -3,7 +3,8 @@
 cost = ceil(images × megapixels × steps actually run / megapixel_steps_per_credit)
 
 With the default 30 megapixel-steps per credit, a default grid (4 images, ~1 MP, 30 steps)
-costs 4 credits, `--q 2` costs 8, `--q .25` costs 1, and `--stop 50` halves the steps run.
+costs 4 credits, `--q 2` costs 8, `--q .25` costs 2 (7.5 steps, rounded up), and `--stop 50`
+halves the steps run.
 """
 
 from __future__ import annotations

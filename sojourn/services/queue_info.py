@@ -8,10 +8,8 @@ busy) plus its own, each round lasting the median duration of recent successful 
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import statistics
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -26,10 +24,6 @@ DURATION_SAMPLE = 50  # recent successful jobs the typical duration is the media
 class QueueEstimate:
     position: int  # 1 = next to start
     eta_seconds: float  # until the job is done
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 async def typical_duration(session: AsyncSession, default_seconds: float) -> float:
@@ -47,7 +41,7 @@ async def typical_duration(session: AsyncSession, default_seconds: float) -> flo
         )
     ).all()
     durations = [
-        (_aware(finished) - _aware(started)).total_seconds()
+        (finished - started).total_seconds()
         for started, finished in rows
         if started is not None and finished is not None
     ]
@@ -92,13 +86,6 @@ async def estimate_for(
     duration = typical if typical is not None else await typical_duration(session, default_seconds)
     rounds = math.ceil((ahead + running) / max(workers, 1)) + 1
     return QueueEstimate(position=ahead + 1, eta_seconds=rounds * duration)
-
-
-async def estimate_by_id(
-    session: AsyncSession, job_id: uuid.UUID, *, default_seconds: float
-) -> QueueEstimate | None:
-    job = await session.get(Job, job_id)
-    return None if job is None else await estimate_for(session, job, default_seconds=default_seconds)
 
 
 def describe_eta(seconds: float) -> str:

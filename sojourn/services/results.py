@@ -63,11 +63,6 @@ async def job_report(
     }
 
 
-def grid_key_of(job: Job) -> str | None:
-    """The storage key of a finished job's 2×2 grid (image index 0)."""
-    return next((image.storage_key for image in job.images if image.index == 0), None)
-
-
 def is_single_image(job: Job) -> bool:
     """An upscale's result: one image, no grid."""
     return int(job.spec.get("images", IMAGES_PER_JOB)) == 1

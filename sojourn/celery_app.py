@@ -1,4 +1,7 @@
-"""The Celery app. Imports no torch: the bot and the CLI import it to send tasks by name.
+"""The Celery app, built on demand by the composition root (the CLI, the tests), never at import.
+
+It imports no torch and nothing from `inference`: the bot and the CLI use it to send tasks by
+name; the worker process loads `inference.tasks` (named in `include`), whose tasks are shared.
 
 Broker: Redis when `REDIS_URL` is set; otherwise kombu's filesystem transport over a local
 folder, so the embedded setup needs no server and the worker runs as a child process (its
@@ -10,10 +13,8 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from sojourn.queue import QUEUES
 from sojourn.settings import Settings
-
-RENDER_TASK = "sojourn.render_job"
-QUEUES = ("fast", "relax")
 
 
 def broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
@@ -21,6 +22,7 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
         # Long GPU jobs must not be redelivered while still running (acks are late).
         return settings.redis_url, {"visibility_timeout": settings.task_time_limit * 2}
     folder = settings.embedded_broker_dir
+    # Made when an app is built (never at import): the filesystem transport needs the folders.
     for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return "filesystem://localhost/", {
@@ -54,6 +56,3 @@ def make_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
     )
     return app
-
-
-app = make_celery(Settings())

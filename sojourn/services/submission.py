@@ -1,0 +1,177 @@
+"""Submitting work: parse, check limits, hold credits, insert the job rows, then enqueue them.
+
+One transaction per submission: the user's row is locked by the hold, so two submissions by
+one user (from any number of processes) see each other's jobs when the limits are checked.
+Jobs are enqueued after the commit; a job whose message never left is resent by the recovery
+sweep (`sojourn.services.recovery`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import ACTIVE_STATUSES, Job, JobKind, JobStatus, LedgerKind
+from sojourn.clock import today, utcnow
+from sojourn.errors import Banned, TooManyJobs
+from sojourn.prompt import PromptError, PromptRules, parse_prompt, to_canonical
+from sojourn.prompt.text import format_number
+from sojourn.queue import JobQueue
+from sojourn.services import credits
+from sojourn.services.pricing import job_cost
+from sojourn.services.users import expand_prompt
+from sojourn.settings import Settings
+from sojourn.spec import SEED_MAX, JobSpec, image_prompt_strength
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a job was asked for, so the result can be delivered there."""
+
+    guild_id: int | None = None
+    channel_id: int | None = None
+    message_id: int | None = None
+
+
+def defaults_as_parameters(defaults: dict[str, object]) -> str:
+    """A user's saved defaults as the parameter string the parser merges."""
+    return str(defaults.get("parameters", "")).strip()
+
+
+def draw_seed() -> int:
+    """A fresh random seed (every job stores one, so every job is reproducible)."""
+    return secrets.randbelow(SEED_MAX + 1)
+
+
+def check_image_prompt(spec: JobSpec, *, has_image: bool) -> None:
+    """`--iw` needs an image prompt, and `--stop` must leave the image prompt something to do."""
+    if not has_image:
+        if spec.image_weight != 1.0:
+            raise PromptError(
+                "--iw weighs an image prompt, and there is none: attach an image (the image option), "
+                "or remove --iw"
+            )
+        return
+    starts_at = round((1 - image_prompt_strength(spec.image_weight)) * 100)
+    if spec.stop <= starts_at:
+        raise PromptError(
+            f"--stop {spec.stop} ends before an image prompt at --iw "
+            f"{format_number(spec.image_weight)} even starts (at {starts_at} %): "
+            f"raise --stop above {starts_at} or lower --iw"
+        )
+
+
+async def submit_prompt(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    queue: JobQueue,
+    *,
+    user_id: int,
+    text: str,
+    origin: Origin = Origin(),
+    rules: PromptRules | None = None,
+    image_key: str | None = None,
+) -> list[Job]:
+    """Parse, check credits and limits, hold credits, insert the jobs and enqueue them.
+
+    The user's /prefer suffix and options are applied to `text` first, and their saved defaults
+    sit under it. `image_key` is an image prompt already validated and stored (see
+    `image_prompts`). Raises a `UserError` (bad prompt, banned, no credits, too many jobs)
+    before anything is charged or queued.
+    """
+    rules = rules or PromptRules.from_settings(settings)
+    async with sessions.begin() as session:
+        user = await credits.ensure_user(session, user_id)
+        if user.banned:
+            raise Banned()
+        expanded = expand_prompt(text, user.prefer_options or {}, user.prefer_suffix or "")
+        specs = parse_prompt(expanded, rules, defaults=defaults_as_parameters(user.defaults))
+        for spec in specs:
+            check_image_prompt(spec, has_image=image_key is not None)
+        planned = [
+            spec.model_copy(
+                update={"image_key": image_key, "seed": draw_seed() if spec.seed is None else spec.seed}
+            )
+            for spec in specs
+            for _ in range(spec.repeat)
+        ]
+        jobs = [
+            new_job(user_id, JobKind.IMAGINE, spec, job_cost(spec, settings.credits), origin)
+            for spec in planned
+        ]
+        await hold_and_insert(session, settings, user_id, jobs)
+
+    await enqueue_jobs(sessions, queue, jobs)
+    return jobs
+
+
+def new_job(user_id: int, kind: JobKind, spec: JobSpec, cost: int, origin: Origin, **extra: object) -> Job:
+    """A queued job row for `spec` (not added to a session yet)."""
+    return Job(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=kind,
+        prompt=to_canonical(spec),
+        spec=spec.model_dump(mode="json"),
+        status=JobStatus.QUEUED,
+        cost=cost,
+        queued_at=utcnow(),
+        guild_id=origin.guild_id,
+        channel_id=origin.channel_id,
+        message_id=origin.message_id,
+        **extra,
+    )
+
+
+async def hold_and_insert(
+    session: AsyncSession, settings: Settings, user_id: int, jobs: Sequence[Job]
+) -> None:
+    """Grant today's credits if due, hold the jobs' cost, check the limits, insert the jobs and holds."""
+    await credits.grant_daily_if_due(session, user_id, settings.credits.daily_free, today())
+    await credits.take_hold(session, user_id, sum(job.cost for job in jobs))  # locks the user's row
+    await _check_job_limits(session, settings, user_id, adding=len(jobs))
+    session.add_all(jobs)
+    await session.flush()
+    for job in jobs:
+        await credits.record_entry(
+            session,
+            user_id=user_id,
+            amount=-job.cost,
+            kind=LedgerKind.HOLD,
+            key=f"hold:{job.id}",
+            job_id=job.id,
+            move_balance=False,
+        )
+
+
+async def _check_job_limits(session: AsyncSession, settings: Settings, user_id: int, adding: int) -> None:
+    active = await session.scalar(
+        select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES))
+    )
+    allowed = settings.limits.max_running_per_user + settings.limits.max_queued_per_user
+    if (active or 0) + adding > allowed:
+        raise TooManyJobs(active=active or 0, adding=adding, allowed=allowed)
+
+
+async def enqueue_jobs(
+    sessions: async_sessionmaker[AsyncSession], queue: JobQueue, jobs: Sequence[Job]
+) -> None:
+    """Send jobs to the queue, then note that they were sent (the recovery sweep resends the rest)."""
+    sent: list[uuid.UUID] = []
+    for job in jobs:
+        try:
+            await queue.enqueue(job.id, job.spec.get("mode", "fast"))
+            sent.append(job.id)
+        except Exception:
+            log.exception("could not enqueue job %s; the recovery sweep will retry", job.id)
+    if sent:
+        async with sessions.begin() as session:
+            await session.execute(update(Job).where(Job.id.in_(sent)).values(enqueued_at=utcnow()))
