@@ -39,6 +39,18 @@ class FixedClock:
         self.moment += dt.timedelta(**delta)
 
 
+class ShiftedClock:
+    """Real time, moved so that it reads `start` now and runs on from there."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("a ShiftedClock needs an aware datetime (tzinfo=dt.UTC)")
+        self.shift = start - dt.datetime.now(dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.shift
+
+
 _current: Clock = SystemClock()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import subprocess
 import uuid
@@ -17,10 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from db.migrate import upgrade_async
 from db.session import make_engine, make_sessionmaker
 from sojourn.bootstrap import start_worker, stop_worker, wait_until_ready, worker_log_path
+from sojourn.clock import ShiftedClock, use_clock
 from sojourn.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_MODELS_CACHE = REPO / ".sojourn" / "test-models"
+# The day tests that count daily grants pin (through the clock the services read).
+PINNED_START = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 
 
 def _required_env(name: str) -> str:
@@ -28,6 +32,14 @@ def _required_env(name: str) -> str:
     if not value:
         pytest.fail(f"{name} is not set: run the suite with `make test`, which starts PostgreSQL and Redis")
     return value
+
+
+@pytest.fixture
+def pinned_clock() -> Iterator[ShiftedClock]:
+    """The services' clock starting at `PINNED_START` (noon, so a test never crosses midnight)."""
+    with use_clock(ShiftedClock(PINNED_START)) as clock:
+        assert isinstance(clock, ShiftedClock)
+        yield clock
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,13 @@ import redis
 from sqlalchemy import func, select
 
 from db.models import Job, JobKind, LedgerEntry
-from inference.celery_app import make_celery
+from sojourn import actions
+from sojourn.celery_app import make_celery
 from sojourn.errors import Banned, UserError
 from sojourn.prompt import PromptError
 from sojourn.queue import CeleryJobQueue
-from sojourn.services import credits
-from sojourn.services import jobs as job_service
+from sojourn.services import credits, lifecycle, submission
 from sojourn.services.buttons import (
-    Action,
     ButtonRefused,
     Press,
     bucket_size,
@@ -28,12 +27,13 @@ from sojourn.services.buttons import (
     set_anyone_can_press,
     toggle_favorite,
 )
-from sojourn.services.jobs import Origin, StoredImage
+from sojourn.services.lifecycle import StoredImage
+from sojourn.services.submission import Origin
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec
 
 _user_ids = itertools.count(50_000)
-TODAY = dt.date(2026, 11, 21)
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 GUILD = Origin(guild_id=777, channel_id=888)
 
 
@@ -54,23 +54,25 @@ async def finished_job(
 ) -> Job:  # type: ignore[no-untyped-def]
     """A submitted job, finished as a worker would finish it (image rows, settled), without rendering."""
     user_id = next(_user_ids)
-    (job,) = await job_service.submit_prompt(
-        sessions, settings, queue, user_id=user_id, text=text, origin=GUILD, today=TODAY
+    (job,) = await submission.submit_prompt(
+        sessions, settings, queue, user_id=user_id, text=text, origin=GUILD
     )
     spec = JobSpec.model_validate(job.spec)
     async with sessions.begin() as session:
-        await job_service.claim_job(session, job.id, "test-node", stale_after=dt.timedelta(minutes=5))
+        await lifecycle.claim_job(session, job.id, "test-node", stale_after=dt.timedelta(minutes=5))
         stored = [
             StoredImage(index=i, seed=spec.image_seeds()[i - 1], width=spec.width, height=spec.height,
                         storage_key=f"jobs/{job.id}/{i}.png")
             for i in range(1, images + 1)
         ] + [StoredImage(index=0, seed=spec.seed or 0, width=2 * spec.width, height=2 * spec.height,
                          storage_key=f"jobs/{job.id}/grid.png")]  # fmt: skip
-        assert await job_service.complete_job(session, job.id, "test-node", stored)
+        assert await lifecycle.complete_job(session, job.id, "test-node", stored)
     return job
 
 
-def press(job: Job, action: Action, index: int | None = 1, *, by: int | None = None, **extra) -> Press:  # type: ignore[no-untyped-def]
+def press(
+    job: Job, action: actions.ButtonAction, index: int | None = 1, *, by: int | None = None, **extra
+) -> Press:  # type: ignore[no-untyped-def]
     return Press(
         action=action, job_id=job.id, index=index, presser_id=by or job.user_id, origin=GUILD, **extra
     )
@@ -85,9 +87,9 @@ async def test_each_action_makes_the_right_job_with_lineage_and_cost(sessions, s
     parent = await finished_job(sessions, settings, queue, "a red fox --ar 16:9 --seed 10")
     buttons = settings.buttons
 
-    upscale = (await press_button(sessions, settings, queue, press(parent, Action.UPSCALE, 3))).job
-    vary = (await press_button(sessions, settings, queue, press(parent, Action.VARY, 2))).job
-    reroll = (await press_button(sessions, settings, queue, press(parent, Action.REROLL, None))).job
+    upscale = (await press_button(sessions, settings, queue, press(parent, actions.UPSCALE, 3))).job
+    vary = (await press_button(sessions, settings, queue, press(parent, actions.VARY, 2))).job
+    reroll = (await press_button(sessions, settings, queue, press(parent, actions.REROLL, None))).job
 
     up = JobSpec.model_validate(upscale.spec)
     assert upscale.kind == JobKind.UPSCALE and upscale.cost == buttons.upscale_cost
@@ -95,6 +97,7 @@ async def test_each_action_makes_the_right_job_with_lineage_and_cost(sessions, s
     assert up.source is not None and up.source.index == 3 and up.seed == 12  # image 3's own seed
     assert up.strength == buttons.upscale_strength
     assert (upscale.parent_job_id, upscale.parent_image_index) == (parent.id, 3)
+    assert (upscale.action, vary.action, reroll.action) == ("u", "v", "r")  # stored: nothing is guessed
 
     va = JobSpec.model_validate(vary.spec)
     assert vary.kind == JobKind.VARIATION and vary.cost == buttons.vary_strong_cost
@@ -109,11 +112,11 @@ async def test_each_action_makes_the_right_job_with_lineage_and_cost(sessions, s
 
     # On the upscaled image: vary and zoom, back at the grid's resolution.
     async with sessions.begin() as session:
-        await job_service.claim_job(session, upscale.id, "test-node", stale_after=dt.timedelta(minutes=5))
+        await lifecycle.claim_job(session, upscale.id, "test-node", stale_after=dt.timedelta(minutes=5))
         image = StoredImage(index=1, seed=12, width=2688, height=1536, storage_key=f"jobs/{upscale.id}/1.png")
-        assert await job_service.complete_job(session, upscale.id, "test-node", [image])
-    subtle = (await press_button(sessions, settings, queue, press(upscale, Action.VARY_SUBTLE))).job
-    zoom = (await press_button(sessions, settings, queue, press(upscale, Action.ZOOM_OUT_15))).job
+        assert await lifecycle.complete_job(session, upscale.id, "test-node", [image])
+    subtle = (await press_button(sessions, settings, queue, press(upscale, actions.VARY_SUBTLE))).job
+    zoom = (await press_button(sessions, settings, queue, press(upscale, actions.ZOOM_OUT_15))).job
     sub, zo = (JobSpec.model_validate(j.spec) for j in (subtle, zoom))
     assert (sub.action, sub.width, sub.height, sub.strength) == (
         "vary_subtle",
@@ -122,6 +125,7 @@ async def test_each_action_makes_the_right_job_with_lineage_and_cost(sessions, s
         buttons.subtle_strength,
     )
     assert (zo.action, zo.zoom, zo.width, zo.height, zoom.kind) == ("zoom_out", 1.5, 1344, 768, JobKind.ZOOM)
+    assert (subtle.action, zoom.action) == ("vt", "z15")
 
     async with sessions() as session:
         chain = await lineage(session, zoom.id)
@@ -133,14 +137,14 @@ async def test_upscaling_past_the_limit_is_refused_clearly(sessions, settings, q
     capped = settings.model_copy(
         update={"buttons": settings.buttons.model_copy(update={"max_upscale_side": 2048})}
     )
-    first = (await press_button(sessions, capped, queue, press(parent, Action.UPSCALE, 1))).job
+    first = (await press_button(sessions, capped, queue, press(parent, actions.UPSCALE, 1))).job
     async with sessions.begin() as session:
-        await job_service.claim_job(session, first.id, "n", stale_after=dt.timedelta(minutes=5))
+        await lifecycle.claim_job(session, first.id, "n", stale_after=dt.timedelta(minutes=5))
         spec = JobSpec.model_validate(first.spec)
         image = StoredImage(index=1, seed=3, width=spec.width, height=spec.height, storage_key="k")
-        await job_service.complete_job(session, first.id, "n", [image])
+        await lifecycle.complete_job(session, first.id, "n", [image])
     with pytest.raises(ButtonRefused, match=r"largest upscale is 2048 px on the long side"):
-        await press_button(sessions, capped, queue, press(first, Action.UPSCALE_AGAIN))
+        await press_button(sessions, capped, queue, press(first, actions.UPSCALE_AGAIN))
 
 
 async def test_a_double_press_even_simultaneous_makes_one_job_and_charges_once(
@@ -151,7 +155,7 @@ async def test_a_double_press_even_simultaneous_makes_one_job_and_charges_once(
         before = await credits.balance_of(session, parent.user_id)
 
     outcomes = await asyncio.gather(
-        *(press_button(sessions, settings, queue, press(parent, Action.UPSCALE, 2)) for _ in range(5))
+        *(press_button(sessions, settings, queue, press(parent, actions.UPSCALE, 2)) for _ in range(5))
     )
 
     assert len({outcome.job.id for outcome in outcomes}) == 1
@@ -161,29 +165,34 @@ async def test_a_double_press_even_simultaneous_makes_one_job_and_charges_once(
         assert await credits.balance_of(session, parent.user_id) == before - settings.buttons.upscale_cost
         assert await credits.ledger_sum(session, parent.user_id) == before - settings.buttons.upscale_cost
     # Later, the same press again: the same job, still charged once.
-    later = await press_button(sessions, settings, queue, press(parent, Action.UPSCALE, 2))
+    later = await press_button(sessions, settings, queue, press(parent, actions.UPSCALE, 2))
     assert not later.created and later.job.id == outcomes[0].job.id
     # Another image, or another action, is another job.
-    other = await press_button(sessions, settings, queue, press(parent, Action.UPSCALE, 1))
+    other = await press_button(sessions, settings, queue, press(parent, actions.UPSCALE, 1))
     assert other.created
 
 
 async def test_a_press_whose_job_failed_can_be_retried(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     parent = await finished_job(sessions, settings, queue)
-    first = (await press_button(sessions, settings, queue, press(parent, Action.VARY, 1))).job
+    first = (await press_button(sessions, settings, queue, press(parent, actions.VARY, 1))).job
     async with sessions.begin() as session:
-        assert await job_service.fail_job(session, first.id, "out of memory")
-    retry = await press_button(sessions, settings, queue, press(parent, Action.VARY, 1))
+        assert await lifecycle.fail_job(session, first.id, "out of memory")
+    retry = await press_button(sessions, settings, queue, press(parent, actions.VARY, 1))
     assert retry.created and retry.job.id != first.id
 
 
 @pytest.mark.parametrize(
     ("action", "index", "message"),
     [
-        (Action.UPSCALE, 5, "This result has no image 5."),
-        (Action.UPSCALE, None, "This result has no image None."),
-        (Action.REROLL, 2, "That button does not belong to this result."),
-        (Action.ZOOM_OUT_2, 1, "That button does not belong to this result."),  # zoom is for a single image
+        (actions.UPSCALE, 5, "This result has 4 images, so there is no image 5 to use."),
+        (
+            actions.UPSCALE,
+            None,
+            "That Upscale button does not say which image it is for, so it does nothing. "
+            "Use the buttons on a result message posted by the bot.",
+        ),
+        (actions.REROLL, 2, "That button does not belong to this result."),
+        (actions.ZOOM_OUT_2, 1, "That button does not belong to this result."),  # zoom is for a single image
     ],
 )
 async def test_forged_presses_are_refused_and_change_nothing(
@@ -197,14 +206,14 @@ async def test_forged_presses_are_refused_and_change_nothing(
 
 
 async def test_an_unknown_or_unfinished_job_is_refused(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
-    ghost = Press(action=Action.UPSCALE, job_id=uuid.uuid4(), index=1, presser_id=1, origin=GUILD)
+    ghost = Press(action=actions.UPSCALE, job_id=uuid.uuid4(), index=1, presser_id=1, origin=GUILD)
     with pytest.raises(ButtonRefused, match="That result no longer exists"):
         await press_button(sessions, settings, queue, ghost)
-    (running,) = await job_service.submit_prompt(
-        sessions, settings, queue, user_id=next(_user_ids), text="a cat", origin=GUILD, today=TODAY
+    (running,) = await submission.submit_prompt(
+        sessions, settings, queue, user_id=next(_user_ids), text="a cat", origin=GUILD
     )
     with pytest.raises(ButtonRefused, match="That job queued, so it has no images"):
-        await press_button(sessions, settings, queue, press(running, Action.UPSCALE, 1))
+        await press_button(sessions, settings, queue, press(running, actions.UPSCALE, 1))
 
 
 async def test_only_the_owner_presses_unless_the_guild_allows_anyone_then_the_presser_pays(
@@ -215,18 +224,18 @@ async def test_only_the_owner_presses_unless_the_guild_allows_anyone_then_the_pr
     stranger = next(_user_ids)
 
     with pytest.raises(ButtonRefused, match=rf"Only <@{parent.user_id}> can use the buttons"):
-        await press_button(sessions, settings, queue, press(parent, Action.UPSCALE, 1, by=stranger))
+        await press_button(sessions, settings, queue, press(parent, actions.UPSCALE, 1, by=stranger))
 
     await set_anyone_can_press(sessions, GUILD.guild_id, True)
     try:
         made = (
-            await press_button(sessions, settings, queue, press(parent, Action.UPSCALE, 1, by=stranger))
+            await press_button(sessions, settings, queue, press(parent, actions.UPSCALE, 1, by=stranger))
         ).job
         assert made.user_id == stranger
         async with sessions() as session:
             assert await credits.ledger_sum(session, stranger) == 40 - made.cost  # the presser paid
         with pytest.raises(ButtonRefused, match="That result no longer exists"):  # private stays private
-            await press_button(sessions, settings, queue, press(private, Action.UPSCALE, 1, by=stranger))
+            await press_button(sessions, settings, queue, press(private, actions.UPSCALE, 1, by=stranger))
     finally:
         await set_anyone_can_press(sessions, GUILD.guild_id, False)
 
@@ -237,9 +246,9 @@ async def test_a_banned_user_is_refused(sessions, settings, queue) -> None:  # t
         user = await credits.ensure_user(session, parent.user_id)
         user.banned = True
     with pytest.raises(Banned):
-        await press_button(sessions, settings, queue, press(parent, Action.VARY, 1))
+        await press_button(sessions, settings, queue, press(parent, actions.VARY, 1))
     with pytest.raises(Banned):
-        await toggle_favorite(sessions, press(parent, Action.FAVORITE, 1))
+        await toggle_favorite(sessions, press(parent, actions.FAVORITE, 1))
 
 
 async def test_remix_edits_the_prompt_and_is_its_own_press(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
@@ -249,33 +258,61 @@ async def test_remix_edits_the_prompt_and_is_its_own_press(sessions, settings, q
             sessions,
             settings,
             queue,
-            press(parent, Action.VARY, 1, remix_text="a blue fox --ar 3:2 --seed 10"),
+            press(parent, actions.VARY, 1, remix_text="a blue fox --ar 3:2 --seed 10"),
         )
     ).job
     spec = JobSpec.model_validate(remixed.spec)
     assert spec.prompt[0].text == "a blue fox" and (spec.width, spec.height) == (1216, 832)
     assert remixed.prompt.startswith("a blue fox")
-    plain = await press_button(sessions, settings, queue, press(parent, Action.VARY, 1))
+    plain = await press_button(sessions, settings, queue, press(parent, actions.VARY, 1))
     assert plain.created  # a different edit is a different press
 
     with pytest.raises(PromptError, match="A remix makes one job"):
         await press_button(
-            sessions, settings, queue, press(parent, Action.REROLL, None, remix_text="{a, b} fox")
+            sessions, settings, queue, press(parent, actions.REROLL, None, remix_text="{a, b} fox")
         )
     with pytest.raises(UserError, match="--ar 9:1 is too wide"):
         await press_button(
-            sessions, settings, queue, press(parent, Action.REROLL, None, remix_text="fox --ar 9:1")
+            sessions, settings, queue, press(parent, actions.REROLL, None, remix_text="fox --ar 9:1")
         )
+
+
+async def test_a_remix_checks_the_image_prompt_as_imagine_does(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
+    (parent,) = await submission.submit_prompt(
+        sessions,
+        settings,
+        queue,
+        user_id=next(_user_ids),
+        text="a fox --iw 2",
+        origin=GUILD,
+        image_key="x.png",
+    )
+    async with sessions.begin() as session:
+        await lifecycle.claim_job(session, parent.id, "n", stale_after=dt.timedelta(minutes=5))
+        image = StoredImage(index=1, seed=1, width=1024, height=1024, storage_key=f"jobs/{parent.id}/1.png")
+        await lifecycle.complete_job(session, parent.id, "n", [image])
+    # --iw 2 starts the render halfway: a --stop at 40 % would end it before it begins.
+    with pytest.raises(PromptError, match="--stop 40 ends before an image prompt at --iw 2 even starts"):
+        await press_button(
+            sessions,
+            settings,
+            queue,
+            press(parent, actions.REROLL, None, remix_text="a fox --iw 2 --stop 40"),
+        )
+    remixed = await press_button(
+        sessions, settings, queue, press(parent, actions.REROLL, None, remix_text="a fox --iw 2 --stop 90")
+    )
+    assert JobSpec.model_validate(remixed.job.spec).image_key == "x.png"
 
 
 async def test_favorites_toggle_and_count(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     parent = await finished_job(sessions, settings, queue)
     fan = next(_user_ids)  # anyone may ❤ a public image: it is not a job and costs nothing
-    assert await toggle_favorite(sessions, press(parent, Action.FAVORITE, 1)) == (True, 1)
-    assert await toggle_favorite(sessions, press(parent, Action.FAVORITE, 1, by=fan)) == (True, 2)
-    assert await toggle_favorite(sessions, press(parent, Action.FAVORITE, 1)) == (False, 1)
+    assert await toggle_favorite(sessions, press(parent, actions.FAVORITE, 1)) == (True, 1)
+    assert await toggle_favorite(sessions, press(parent, actions.FAVORITE, 1, by=fan)) == (True, 2)
+    assert await toggle_favorite(sessions, press(parent, actions.FAVORITE, 1)) == (False, 1)
     with pytest.raises(ButtonRefused):
-        await toggle_favorite(sessions, press(parent, Action.FAVORITE, 7))
+        await toggle_favorite(sessions, press(parent, actions.FAVORITE, 7))
 
 
 def test_buckets_undo_exact_doublings() -> None:
@@ -290,6 +327,6 @@ async def test_no_ledger_entry_is_written_for_a_refused_press(sessions, settings
     async with sessions() as session:
         before = await session.scalar(select(func.count()).select_from(LedgerEntry))
     with pytest.raises(ButtonRefused):
-        await press_button(sessions, settings, queue, press(parent, Action.UPSCALE, 9))
+        await press_button(sessions, settings, queue, press(parent, actions.UPSCALE, 9))
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(LedgerEntry)) == before

@@ -12,18 +12,20 @@ import redis
 from sqlalchemy import func, select
 
 from db.models import Job, JobStatus, LedgerEntry, LedgerKind, User
-from inference.celery_app import make_celery
+from sojourn.celery_app import make_celery
+from sojourn.clock import FixedClock, use_clock, utcnow
 from sojourn.errors import Banned, InsufficientCredits, TooManyJobs
 from sojourn.prompt import PromptError
 from sojourn.queue import CeleryJobQueue
-from sojourn.services import credits
-from sojourn.services import jobs as job_service
+from sojourn.services import credits, lifecycle, submission
 from sojourn.services.pricing import job_cost
+from sojourn.services.recovery import recover_jobs
 from sojourn.settings import Credits, Limits, Settings
 from sojourn.spec import JobSpec, PromptPart
 
 _user_ids = itertools.count(10_000)
-TODAY = dt.date(2026, 11, 21)
+TODAY = dt.date(2026, 11, 21)  # passed explicitly to the ledger
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +79,8 @@ async def balance_matches_ledger(sessions, user_id: int) -> int:  # type: ignore
 async def test_submit_holds_credits_inserts_and_enqueues(sessions, settings, queue, redis_url) -> None:  # type: ignore[no-untyped-def]
     user_id = new_user()
     before = redis.Redis.from_url(redis_url).llen("fast")
-    jobs = await job_service.submit_prompt(
-        sessions,
-        settings,
-        queue,
-        user_id=user_id,
-        text="a lighthouse in a storm --ar 16:9 --seed 7",
-        today=TODAY,
+    jobs = await submission.submit_prompt(
+        sessions, settings, queue, user_id=user_id, text="a lighthouse in a storm --ar 16:9 --seed 7"
     )
     assert len(jobs) == 1
     job = jobs[0]
@@ -102,17 +99,15 @@ async def test_submit_holds_credits_inserts_and_enqueues(sessions, settings, que
 
 
 async def test_a_seed_is_drawn_and_stored_when_not_given(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
-    jobs = await job_service.submit_prompt(
-        sessions, settings, queue, user_id=new_user(), text="a cat", today=TODAY
-    )
+    jobs = await submission.submit_prompt(sessions, settings, queue, user_id=new_user(), text="a cat")
     assert isinstance(jobs[0].spec["seed"], int)
     assert f"--seed {jobs[0].spec['seed']}" in jobs[0].prompt
 
 
 async def test_permutations_and_repeat_are_separate_billed_jobs(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id = new_user()
-    jobs = await job_service.submit_prompt(
-        sessions, settings, queue, user_id=user_id, text="a {red, blue} bird --repeat 2 --seed 1", today=TODAY
+    jobs = await submission.submit_prompt(
+        sessions, settings, queue, user_id=user_id, text="a {red, blue} bird --repeat 2 --seed 1"
     )
     assert len(jobs) == 4
     assert sorted(j.prompt.split(" --")[0] for j in jobs) == ["a blue bird"] * 2 + ["a red bird"] * 2
@@ -122,9 +117,7 @@ async def test_permutations_and_repeat_are_separate_billed_jobs(sessions, settin
 async def test_bad_prompt_charges_nothing_and_queues_nothing(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id = new_user()
     with pytest.raises(PromptError) as error:
-        await job_service.submit_prompt(
-            sessions, settings, queue, user_id=user_id, text="a cat --ar 9:1", today=TODAY
-        )
+        await submission.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat --ar 9:1")
     assert "--ar 9:1" in error.value.message
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Job).where(Job.user_id == user_id)) == 0
@@ -137,9 +130,7 @@ async def test_insufficient_credits_is_a_clear_error_before_anything_is_queued(
     user_id = new_user()
     poor = settings.model_copy(update={"credits": Credits(daily_free=1)})
     with pytest.raises(InsufficientCredits) as error:
-        await job_service.submit_prompt(
-            sessions, poor, queue, user_id=user_id, text="a cat --q 2", today=TODAY
-        )
+        await submission.submit_prompt(sessions, poor, queue, user_id=user_id, text="a cat --q 2")
     assert "needs 8 credits and you have 1" in error.value.message
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Job).where(Job.user_id == user_id)) == 0
@@ -151,7 +142,7 @@ async def test_banned_users_are_refused(sessions, settings, queue) -> None:  # t
         user = await credits.ensure_user(session, user_id)
         user.banned = True
     with pytest.raises(Banned):
-        await job_service.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat", today=TODAY)
+        await submission.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat")
 
 
 async def test_job_limit_holds_and_rejects_without_charging(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
@@ -160,10 +151,10 @@ async def test_job_limit_holds_and_rejects_without_charging(sessions, settings, 
         await credits.grant(session, user_id, 1000, key=f"test-grant:{user_id}")
     cheap = "a dot --q .25 --seed 3"
     for _ in range(13):  # 3 running + 10 queued
-        await job_service.submit_prompt(sessions, settings, queue, user_id=user_id, text=cheap, today=TODAY)
+        await submission.submit_prompt(sessions, settings, queue, user_id=user_id, text=cheap)
     balance = await balance_matches_ledger(sessions, user_id)
     with pytest.raises(TooManyJobs) as error:
-        await job_service.submit_prompt(sessions, settings, queue, user_id=user_id, text=cheap, today=TODAY)
+        await submission.submit_prompt(sessions, settings, queue, user_id=user_id, text=cheap)
     assert "the limit is 13" in error.value.message
     assert await balance_matches_ledger(sessions, user_id) == balance
 
@@ -172,9 +163,7 @@ async def test_concurrent_submissions_never_overdraw(sessions, settings, queue) 
     user_id = new_user()  # 40 free credits; each grid at --q 1 costs 4: at most 10 succeed
     results = await asyncio.gather(
         *(
-            job_service.submit_prompt(
-                sessions, settings, queue, user_id=user_id, text="a cat --seed 1", today=TODAY
-            )
+            submission.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat --seed 1")
             for _ in range(13)
         ),
         return_exceptions=True,
@@ -195,6 +184,21 @@ async def test_daily_grant_is_given_once_per_day(sessions) -> None:  # type: ign
     assert await balance_matches_ledger(sessions, user_id) == 80
 
 
+async def test_the_daily_grant_follows_the_clock_the_services_read(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
+    user_id = new_user()
+    day_one = dt.datetime(2031, 2, 28, 23, 59, tzinfo=dt.UTC)
+    with use_clock(FixedClock(day_one)) as clock:
+        await submission.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat --q .25")
+        await submission.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat --q .25")
+        assert await balance_matches_ledger(sessions, user_id) == 40 - 2 - 2
+        assert isinstance(clock, FixedClock)
+        clock.advance(minutes=2)  # past midnight: a new UTC day, a new grant
+        await submission.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat --q .25")
+    assert await balance_matches_ledger(sessions, user_id) == 80 - 2 - 2 - 2
+    dailies = [e for e in await ledger_of(sessions, user_id) if e.kind == LedgerKind.DAILY]
+    assert [e.idempotency_key.rsplit(":", 1)[1] for e in dailies] == ["2031-02-28", "2031-03-01"]
+
+
 async def test_admin_grant_is_idempotent(sessions) -> None:  # type: ignore[no-untyped-def]
     user_id = new_user()
     for _ in range(3):
@@ -205,21 +209,19 @@ async def test_admin_grant_is_idempotent(sessions) -> None:  # type: ignore[no-u
 
 async def _submitted(sessions, settings, queue) -> tuple[int, Job]:  # type: ignore[no-untyped-def]
     user_id = new_user()
-    jobs = await job_service.submit_prompt(
-        sessions, settings, queue, user_id=user_id, text="a cat --seed 5", today=TODAY
-    )
+    jobs = await submission.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat --seed 5")
     return user_id, jobs[0]
 
 
 async def test_failure_refunds_once_and_settle_cannot_follow(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id, job = await _submitted(sessions, settings, queue)
     async with sessions.begin() as session:
-        assert await job_service.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2))
+        assert await lifecycle.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2))
     for _ in range(2):
         async with sessions.begin() as session:
-            await job_service.fail_job(session, job.id, "boom")
+            await lifecycle.fail_job(session, job.id, "boom")
     async with sessions.begin() as session:
-        assert not await job_service.complete_job(session, job.id, "node-a", [])
+        assert not await lifecycle.complete_job(session, job.id, "node-a", [])
     assert await balance_matches_ledger(sessions, user_id) == 40
     kinds = [e.kind for e in await ledger_of(sessions, user_id)]
     assert kinds == [LedgerKind.DAILY, LedgerKind.HOLD, LedgerKind.REFUND]
@@ -228,15 +230,15 @@ async def test_failure_refunds_once_and_settle_cannot_follow(sessions, settings,
 async def test_success_settles_once_and_refund_cannot_follow(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id, job = await _submitted(sessions, settings, queue)
     async with sessions.begin() as session:
-        assert await job_service.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2))
-    image = job_service.StoredImage(
+        assert await lifecycle.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2))
+    image = lifecycle.StoredImage(
         index=1, seed=5, width=1024, height=1024, storage_key=f"jobs/{job.id}/image-1.png"
     )
     async with sessions.begin() as session:
-        assert await job_service.complete_job(session, job.id, "node-a", [image])
-    for operation in (job_service.fail_job, job_service.cancel_job):
+        assert await lifecycle.complete_job(session, job.id, "node-a", [image])
+    for operation in (lifecycle.fail_job, lifecycle.cancel_job):
         async with sessions.begin() as session:
-            args = (session, job.id, "late") if operation is job_service.fail_job else (session, job.id)
+            args = (session, job.id, "late") if operation is lifecycle.fail_job else (session, job.id)
             assert not await operation(*args)
     assert await balance_matches_ledger(sessions, user_id) == 40 - job.cost
     assert [e.kind for e in await ledger_of(sessions, user_id)][-1] == LedgerKind.SETTLE
@@ -246,24 +248,23 @@ async def test_claim_rules_for_redelivery(sessions, settings, queue) -> None:  #
     _, job = await _submitted(sessions, settings, queue)
     stale = dt.timedelta(minutes=2)
     async with sessions.begin() as session:
-        assert await job_service.claim_job(session, job.id, "node-a", stale_after=stale)
+        assert await lifecycle.claim_job(session, job.id, "node-a", stale_after=stale)
     async with sessions.begin() as session:  # a duplicate while node-a works on it: skip
-        assert await job_service.claim_job(session, job.id, "node-b", stale_after=stale) is None
+        assert await lifecycle.claim_job(session, job.id, "node-b", stale_after=stale) is None
     async with sessions.begin() as session:  # node-a's process died and the message came back to node-a
-        again = await job_service.claim_job(session, job.id, "node-a", stale_after=stale)
+        again = await lifecycle.claim_job(session, job.id, "node-a", stale_after=stale)
         assert again is not None and again.attempts == 2
     async with sessions.begin() as session:  # node-a vanished: its heartbeat goes stale, node-b takes over
-        assert await job_service.claim_job(session, job.id, "node-b", stale_after=dt.timedelta(seconds=-1))
+        assert await lifecycle.claim_job(session, job.id, "node-b", stale_after=dt.timedelta(seconds=-1))
 
 
 async def test_cancel_refunds_a_queued_job(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id, job = await _submitted(sessions, settings, queue)
     async with sessions.begin() as session:
-        assert await job_service.cancel_job(session, job.id)
+        assert await lifecycle.cancel_job(session, job.id)
     async with sessions.begin() as session:  # a worker picking it up afterwards does nothing
         assert (
-            await job_service.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2))
-            is None
+            await lifecycle.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2)) is None
         )
     assert await balance_matches_ledger(sessions, user_id) == 40
 
@@ -271,13 +272,13 @@ async def test_cancel_refunds_a_queued_job(sessions, settings, queue) -> None:  
 async def test_recovery_resends_unsent_jobs_and_fails_exhausted_ones(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id, unsent = await _submitted(sessions, settings, queue)
     _, exhausted = await _submitted(sessions, settings, queue)
-    old = job_service.utcnow() - dt.timedelta(hours=1)
+    old = utcnow() - dt.timedelta(hours=1)
     async with sessions.begin() as session:
         (await session.get(Job, unsent.id)).enqueued_at = None  # type: ignore[union-attr]
         (await session.get(Job, unsent.id)).queued_at = old  # type: ignore[union-attr]
         stuck = await session.get(Job, exhausted.id)
         stuck.status, stuck.heartbeat_at, stuck.attempts = JobStatus.RUNNING, old, 3  # type: ignore[union-attr]
-    resent = await job_service.recover_jobs(sessions, queue, max_attempts=3)
+    resent = await recover_jobs(sessions, queue, settings.model_copy(update={"max_attempts": 3}))
     assert unsent.id in resent and exhausted.id not in resent
     async with sessions() as session:
         failed = await session.get(Job, exhausted.id)

@@ -13,11 +13,13 @@ from db.models import Job, JobKind, JobStatus
 from sojourn.errors import JobAlreadyEnded, JobNotFound, NotYourJob
 from sojourn.prompt import PromptError
 from sojourn.services import credits, delivery, queue_info
-from sojourn.services.jobs import cancel_user_job, parse_job_id, submit_prompt
+from sojourn.services.job_queries import parse_job_id
+from sojourn.services.lifecycle import cancel_user_job
+from sojourn.services.submission import submit_prompt
 from sojourn.settings import Settings
 
 _user_ids = itertools.count(70_000)
-TODAY = dt.date(2026, 11, 22)
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
 
@@ -144,7 +146,7 @@ async def test_undelivered_means_ended_from_a_channel_and_not_yet_delivered(sess
 async def test_cancel_user_job_checks_ownership_and_refunds_in_full(sessions, settings) -> None:  # type: ignore[no-untyped-def]
     owner, stranger = next(_user_ids), next(_user_ids)
     first, second = await submit_prompt(
-        sessions, settings, Collecting(), user_id=owner, text="a {red, blue} kite --q .5", today=TODAY
+        sessions, settings, Collecting(), user_id=owner, text="a {red, blue} kite --q .5"
     )
     with pytest.raises(NotYourJob):
         await cancel_user_job(sessions, stranger, first.id)
@@ -176,14 +178,14 @@ async def test_cancel_user_job_checks_ownership_and_refunds_in_full(sessions, se
 async def test_image_prompts_are_set_on_every_job_and_checked_against_stop(sessions, settings) -> None:  # type: ignore[no-untyped-def]
     user = next(_user_ids)
     jobs = await submit_prompt(
-        sessions, settings, Collecting(), user_id=user, text="a {cat, dog} --iw 1.5 --q .5", today=TODAY,
+        sessions, settings, Collecting(), user_id=user, text="a {cat, dog} --iw 1.5 --q .5",
         image_key="prompts/abc.png",
     )  # fmt: skip
     assert [(j.spec["image_key"], j.spec["image_weight"]) for j in jobs] == [("prompts/abc.png", 1.5)] * 2
     with pytest.raises(PromptError, match="--stop 30 ends before an image prompt at --iw 2 even starts"):
         await submit_prompt(
-            sessions, settings, Collecting(), user_id=user, text="a cat --iw 2 --stop 30", today=TODAY,
+            sessions, settings, Collecting(), user_id=user, text="a cat --iw 2 --stop 30",
             image_key="prompts/abc.png",
         )  # fmt: skip
     with pytest.raises(PromptError, match="--iw weighs an image prompt, and there is none"):
-        await submit_prompt(sessions, settings, Collecting(), user_id=user, text="a cat --iw 2", today=TODAY)
+        await submit_prompt(sessions, settings, Collecting(), user_id=user, text="a cat --iw 2")

@@ -3,7 +3,6 @@ prompt is expanded with them before parsing (real Postgres for the stored parts)
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import uuid
 
@@ -12,12 +11,12 @@ import pytest
 from sojourn.errors import UserError
 from sojourn.prompt import PromptError, PromptRules
 from sojourn.services import users
-from sojourn.services.jobs import submit_prompt
+from sojourn.services.submission import submit_prompt
 from sojourn.services.users import UserDefaults, expand_prompt
 from sojourn.settings import Settings
 
 RULES = PromptRules.from_settings(Settings())
-TODAY = dt.date(2026, 11, 22)
+pytestmark = pytest.mark.usefixtures("pinned_clock")
 _user_ids = itertools.count(50_000)
 
 
@@ -126,13 +125,13 @@ async def test_submission_applies_options_suffix_and_defaults(sessions, settings
     await users.set_suffix(sessions, RULES, user_id, "--no blur --seed 9")
     queue = Collecting()
 
-    (job,) = await submit_prompt(sessions, settings, queue, user_id=user_id, text="a fox --wide", today=TODAY)
+    (job,) = await submit_prompt(sessions, settings, queue, user_id=user_id, text="a fox --wide")
 
     assert (job.spec["width"], job.spec["height"], job.spec["quality"]) == (1344, 768, 2.0)
     assert (job.spec["mode"], job.spec["negative_prompt"], job.spec["seed"]) == ("relax", "blur", 9)
     assert queue.sent == [job.id]
     with pytest.raises(PromptError, match="unknown parameter --tall"):
-        await submit_prompt(sessions, settings, queue, user_id=user_id, text="a fox --tall", today=TODAY)
+        await submit_prompt(sessions, settings, queue, user_id=user_id, text="a fox --tall")
 
 
 async def test_an_unknown_setting_value_is_refused(sessions) -> None:  # type: ignore[no-untyped-def]
