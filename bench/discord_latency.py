@@ -35,9 +35,11 @@ from simcord import interactions as sim_interactions
 from sqlalchemy import func, select, update
 
 from bot import create_bot
-from bot.timing import TimingRecorder
+from bot.instrumentation import Instrumentation
 from db.models import Job, JobStatus
 from sojourn.bootstrap import ensure_runnable_models, start_worker, stop_worker, wait_until_ready
+from sojourn.celery_app import make_celery
+from sojourn.queue import CeleryJobQueue
 from sojourn.settings import BotSettings, Settings
 from tests.conftest import create_migrated_database
 
@@ -57,7 +59,7 @@ def describe(label: str, seconds: list[float]) -> None:
     )
 
 
-async def burst(env: simcord.Env, timings: TimingRecorder, count: int) -> None:
+async def burst(env: simcord.Env, timings: Instrumentation, count: int) -> None:
     guild = env.create_guild("Bench")
     channel = guild.create_text_channel("art")
     members = [guild.add_member(env.create_user(f"user{i}")) for i in range(count)]
@@ -96,7 +98,7 @@ async def burst(env: simcord.Env, timings: TimingRecorder, count: int) -> None:
     )
 
 
-async def deliveries(env: simcord.Env, timings: TimingRecorder, settings: Settings, jobs: int) -> None:
+async def deliveries(env: simcord.Env, timings: Instrumentation, settings: Settings, jobs: int) -> None:
     bot = env.bot
     guild = env.create_guild("Bench results")
     channel = guild.create_text_channel("results")
@@ -161,11 +163,10 @@ async def main() -> None:
         )
     )
 
-    timings = TimingRecorder()
-    bot = create_bot(settings)
-    bot.timings = timings
+    timings = Instrumentation(recording=True)
+    bot = create_bot(settings, queue=CeleryJobQueue(make_celery(settings)), instrumentation=timings)
     env = simcord.Env(bot, settle_timeout=120.0)
-    bot.external_wait = env.external_wait
+    timings.wait_hook = env.external_wait
     await env.start()
     try:
         await burst(env, timings, args.burst)

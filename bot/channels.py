@@ -1,9 +1,13 @@
-"""What the bot must be allowed to do in a channel before it takes anyone's credits there."""
+"""Channels: what the bot must be allowed to do in one before it takes anyone's credits there, and
+how delivery reaches one (`ChannelResolver`) without holding the whole bot."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import discord
 
+from bot.uploads import DEFAULT_FILESIZE_LIMIT
 from sojourn.errors import UserError
 
 _PERMISSION_NAMES = {
@@ -24,3 +28,53 @@ def check_can_post(interaction: discord.Interaction) -> None:
             f"I can't post results in this channel: I'm missing the {', '.join(missing)} permission. "
             "Ask a moderator, or use another channel. Nothing was charged."
         )
+
+
+class ChannelResolver(Protocol):
+    """The channels this process delivers to, as delivery needs them."""
+
+    async def wait_until_ready(self) -> None:
+        """Until the guilds are known (which ones this process serves depends on them)."""
+
+    def channel(self, channel_id: int, guild_id: int | None) -> discord.PartialMessageable: ...
+
+    def filesize_limit(self, guild_id: int | None) -> int: ...
+
+    def serves(self, guild_id: int | None) -> bool:
+        """Whether this process delivers for that guild (None: direct messages)."""
+        ...
+
+    def served_guild_ids(self) -> list[int] | None:
+        """The guilds this process delivers for; None: all of them."""
+        ...
+
+
+class ClientChannels:
+    """A `ChannelResolver` over the bot's own connection, shards included."""
+
+    def __init__(self, client: discord.AutoShardedClient) -> None:
+        self._client = client
+
+    async def wait_until_ready(self) -> None:
+        await self._client.wait_until_ready()
+
+    def channel(self, channel_id: int, guild_id: int | None) -> discord.PartialMessageable:
+        return self._client.get_partial_messageable(channel_id, guild_id=guild_id)
+
+    def filesize_limit(self, guild_id: int | None) -> int:
+        guild = self._client.get_guild(guild_id) if guild_id is not None else None
+        return guild.filesize_limit if guild is not None else DEFAULT_FILESIZE_LIMIT
+
+    def serves(self, guild_id: int | None) -> bool:
+        # With several processes (shard_ids set) each delivers for its own guilds, and the one
+        # running shard 0 for direct messages.
+        if self._client.shard_ids is None:
+            return True
+        if guild_id is None:
+            return 0 in self._client.shard_ids
+        return self._client.get_guild(guild_id) is not None
+
+    def served_guild_ids(self) -> list[int] | None:
+        if self._client.shard_ids is None:
+            return None
+        return [guild.id for guild in self._client.guilds]

@@ -14,109 +14,36 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import io
 import logging
-import math
-import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 import discord
-from PIL import Image as PILImage
+from discord.ext import tasks
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels import ChannelResolver
+from bot.exts.buttons import result_view
+from bot.instrumentation import Instrumentation
 from bot.messages import JobCard
-from bot.result_view import result_view
+from bot.throttle import LatestOnlyThrottle
+from bot.uploads import grid_upload, upload_stem
 from db.models import FINAL_STATUSES, Job, JobStatus
+from sojourn.clock import utcnow
 from sojourn.events import JobEvent
 from sojourn.services import delivery as delivery_service
 from sojourn.services import queue_info
-from sojourn.services.results import display_key_of, is_single_image
-
-if TYPE_CHECKING:
-    from bot.bot import SojournBot
+from sojourn.services.results import display_key_of
+from sojourn.settings import Settings
+from sojourn.storage import ImageStorage
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 FINAL_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
 NOT_OURS_MEMORY = 4096  # job ids known to have no Discord message (e.g. `sojourn render`'s)
-JPEG_QUALITY = 92
-DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
-
-
-def _monotonic() -> float:
-    # Looked up at call time, so a simulator's clock (simcord's) is the one read.
-    return time.monotonic()
-
-
-class LatestOnlyThrottle(Generic[T]):
-    """Sends at most one value per `interval`; values pushed in between coalesce to the latest.
-
-    `send(value)` returns False when it cannot send yet (e.g. the message is not posted); the
-    value then waits for `kick()`.
-    """
-
-    def __init__(
-        self,
-        interval: float,
-        send: Callable[[T], Awaitable[bool]],
-        *,
-        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
-        clock: Callable[[], float] = _monotonic,
-    ) -> None:
-        self.interval = interval
-        self.last_sent = -math.inf
-        self._send = send
-        self._spawn = spawn
-        self._clock = clock
-        self._latest: T | None = None
-        self._dirty = False
-        self._closed = False
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def latest(self) -> T | None:
-        return self._latest
-
-    def push(self, value: T) -> None:
-        if self._closed:
-            return
-        self._latest, self._dirty = value, True
-        self.kick()
-
-    def kick(self) -> None:
-        if self._dirty and not self._closed and (self._task is None or self._task.done()):
-            self._task = self._spawn(self._drain())
-
-    def sent_now(self) -> None:
-        """Something else changed the message just now: the interval starts again."""
-        self.last_sent = self._clock()
-
-    def close(self) -> None:
-        self._closed = True
-        if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
-            self._task.cancel()
-
-    async def idle(self) -> None:
-        """Wait until everything pushed so far is sent (or the throttle closed)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.wait({self._task})
-
-    async def _drain(self) -> None:
-        while self._dirty and not self._closed:
-            wait = self.last_sent + self.interval - self._clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            value, self._dirty = self._latest, False
-            assert value is not None
-            if not await self._send(value):
-                self._dirty = True  # not sendable yet: `kick()` resumes
-                return
-            self.last_sent = self._clock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +62,7 @@ class _JobMessage:
     card: JobCard
     message_id: int | None
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
-    throttle: LatestOnlyThrottle[_Progress] | None = None
+    throttle: LatestOnlyThrottle[_Progress] = dataclasses.field(init=False)  # set by `_track`
     preview_shown: bytes | None = None
     finished: bool = False
 
@@ -145,13 +72,30 @@ class Undeliverable(Exception):
 
 
 class Delivery:
-    def __init__(self, bot: SojournBot) -> None:
-        self.bot = bot
-        self.settings = bot.settings.bot
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        storage: ImageStorage,
+        channels: ChannelResolver,
+        instrumentation: Instrumentation,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings.bot
+        self.gallery_url = settings.buttons.gallery_url
+        self.storage = storage
+        self.channels = channels
+        self.instrumentation = instrumentation
         self._messages: dict[uuid.UUID, _JobMessage] = {}
         self._posting: set[uuid.UUID] = set()  # submitted by /imagine, waiting message not posted yet
         self._not_ours: OrderedDict[uuid.UUID, None] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # At start-up (results that ended while the bot was down), then every few seconds.
+        self._sweeper = tasks.loop(
+            seconds=self.settings.delivery_sweep_interval, name="sojourn-delivery-sweep"
+        )(self._sweep_quietly)
+        self._sweeper.before_loop(channels.wait_until_ready)
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -166,26 +110,21 @@ class Delivery:
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", exc_info=task.exception())
 
+    def start(self) -> None:
+        """Start the sweep (once the guilds are known)."""
+        self._sweeper.start()
+
     async def close(self) -> None:
+        await cancel_loop(self._sweeper)
         for message in self._messages.values():
-            if message.throttle is not None:
-                message.throttle.close()
+            message.throttle.close()
         tasks = [task for task in self._tasks if task is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def serves(self, guild_id: int | None) -> bool:
-        """Whether this process delivers for that guild: with several processes (shard_ids set),
-        each one delivers for its own guilds, and the one running shard 0 for direct messages."""
-        if self.bot.shard_ids is None:
-            return True
-        if guild_id is None:
-            return 0 in self.bot.shard_ids
-        return self.bot.get_guild(guild_id) is not None
-
     def _channel(self, message: _JobMessage) -> discord.PartialMessageable:
-        return self.bot.get_partial_messageable(message.channel_id, guild_id=message.guild_id)
+        return self.channels.channel(message.channel_id, message.guild_id)
 
     def _track(self, job: Job) -> _JobMessage:
         tracked = self._messages.get(job.id)
@@ -212,13 +151,13 @@ class Delivery:
             return self._messages[job_id]
         if job_id in self._not_ours:
             return None
-        async with self.bot.sessions() as session:
+        async with self.sessions() as session:
             job = await session.get(Job, job_id)
         if (
             job is None
             or job.channel_id is None
             or job.delivered_at is not None
-            or not self.serves(job.guild_id)
+            or not self.channels.serves(job.guild_id)
         ):
             self._not_ours[job_id] = None
             while len(self._not_ours) > NOT_OURS_MEMORY:
@@ -228,57 +167,58 @@ class Delivery:
 
     # --- the waiting message, from /imagine --------------------------------------------------------
 
-    def expect_posts(self, job_ids: Iterable[uuid.UUID]) -> None:
-        """/imagine will post these jobs' waiting messages: a result must not overtake them."""
-        self._posting.update(job_ids)
+    async def announce(self, jobs: Sequence[Job], channel: discord.abc.Messageable) -> None:
+        """Post each new job's message in the channel ("Waiting to start…"); never raises.
 
-    async def post_waiting(self, job: Job, channel: discord.abc.Messageable) -> int | None:
+        The jobs are queued and paid for: a message that cannot be posted now is posted with the
+        result (the sweep sees to it), and a result that ends first does not overtake it.
+        """
+        self._posting.update(job.id for job in jobs)
+        for job in jobs:
+            try:
+                await self._post_waiting(job, channel)
+            except Exception:
+                log.exception("could not show job %s yet; its result will still be delivered", job.id)
+
+    async def _post_waiting(self, job: Job, channel: discord.abc.Messageable) -> None:
         """Post the job's message ("Waiting to start… (position 3 in queue, ETA ~40 s)"), record it."""
         tracked = self._track(job)
-        ended = None
         try:
             async with tracked.lock:
-                async with self.bot.sessions() as session:
+                async with self.sessions() as session:
                     current = await delivery_service.job_with_images(session, job.id)
                     if current is None or current.delivered_at is not None:
-                        return None
-                    if current.status in FINAL_STATUSES:
-                        ended = current  # it ended before it was even shown: show the outcome
-                    else:
-                        estimate = await queue_info.estimate_for(
-                            session, current, default_seconds=self.settings.default_eta_seconds
-                        )
-                if ended is None:
-                    content = (
-                        tracked.card.waiting(estimate)
-                        if current.status == JobStatus.QUEUED
-                        else tracked.card.progress(current.progress)
+                        return
+                    estimate = await queue_info.estimate_for(  # None once it started
+                        session, current, default_seconds=self.settings.default_eta_seconds
                     )
-                    try:
-                        # No ping yet: the requester is notified when the result is posted.
-                        message = await channel.send(content, allowed_mentions=discord.AllowedMentions.none())
-                    except (discord.Forbidden, discord.NotFound) as error:
-                        await self._give_up(tracked, _refusal_reason(error, tracked))
-                        return None
-                    except discord.HTTPException as error:
-                        # The job is queued and paid for: its result is posted as a new message.
-                        log.warning("could not post the waiting message of job %s: %s", job.id, error)
-                        return None
-                    tracked.message_id = message.id
-                    self.bot.timings.mark("waiting_posted", job.id)
-                    async with self.bot.sessions.begin() as session:
-                        await delivery_service.record_message(session, job.id, message.id)
-                    if tracked.throttle is not None:
-                        tracked.throttle.sent_now()
-                else:
+                if current.status in FINAL_STATUSES:  # it ended before it was even shown
                     self._posting.discard(job.id)
-                    await self._deliver_locked(tracked, ended, new_message_channel=channel)
-                    return tracked.message_id
+                    await self._deliver_locked(tracked, current, new_message_channel=channel)
+                    return
+                content = (
+                    tracked.card.waiting(estimate)
+                    if current.status == JobStatus.QUEUED
+                    else tracked.card.progress(current.progress)
+                )
+                try:
+                    # No ping yet: the requester is notified when the result is posted.
+                    message = await channel.send(content, allowed_mentions=discord.AllowedMentions.none())
+                except (discord.Forbidden, discord.NotFound) as error:
+                    await self._give_up(tracked, _refusal_reason(error, tracked))
+                    return
+                except discord.HTTPException as error:
+                    # The job is queued and paid for: its result is posted as a new message.
+                    log.warning("could not post the waiting message of job %s: %s", job.id, error)
+                    return
+                tracked.message_id = message.id
+                self.instrumentation.mark("waiting_posted", job.id)
+                async with self.sessions.begin() as session:
+                    await delivery_service.record_message(session, job.id, message.id)
+                tracked.throttle.sent_now()
         finally:
             self._posting.discard(job.id)
-        if tracked.throttle is not None:
-            tracked.throttle.kick()  # progress that arrived before the message existed
-        return tracked.message_id
+        tracked.throttle.kick()  # progress that arrived before the message existed
 
     @staticmethod
     def _mention(tracked: _JobMessage) -> discord.AllowedMentions:
@@ -289,6 +229,9 @@ class Delivery:
     # --- events from the worker ---------------------------------------------------------------------
 
     async def on_event(self, event: JobEvent) -> None:
+        self.instrumentation.mark("event_received", (event.job_id, event.kind))
+        if event.published_at is not None:
+            self.instrumentation.mark("event_published", (event.job_id, event.kind), wall=event.published_at)
         try:
             job_id = uuid.UUID(event.job_id)
         except ValueError:
@@ -298,7 +241,7 @@ class Delivery:
             self.spawn(self.deliver(job_id))
             return
         tracked = await self._tracked(job_id)
-        if tracked is None or tracked.finished or tracked.throttle is None:
+        if tracked is None or tracked.finished:
             return
         preview = event.preview_png()
         if preview is None and tracked.throttle.latest is not None:
@@ -319,7 +262,6 @@ class Delivery:
             except discord.HTTPException as error:  # progress is best effort; the result is not
                 log.info("could not edit progress of job %s: %s", tracked.job_id, error)
             tracked.preview_shown = progress.preview
-            self.bot.timings.mark("progress_edited", (tracked.job_id, progress.percent))
             return True
 
     # --- the outcome -----------------------------------------------------------------------------------
@@ -330,7 +272,7 @@ class Delivery:
         if tracked is None:
             return
         async with tracked.lock:
-            async with self.bot.sessions() as session:
+            async with self.sessions() as session:
                 job = await delivery_service.job_with_images(session, job_id)
             if job is None or job.delivered_at is not None or job.status not in FINAL_STATUSES:
                 if job is not None and job.delivered_at is not None:
@@ -344,8 +286,7 @@ class Delivery:
         self, tracked: _JobMessage, job: Job, *, new_message_channel: discord.abc.Messageable | None = None
     ) -> None:
         tracked.finished = True
-        if tracked.throttle is not None:
-            tracked.throttle.close()
+        tracked.throttle.close()
         tracked.message_id = job.message_id
         try:
             if job.status == JobStatus.SUCCEEDED:
@@ -361,18 +302,15 @@ class Delivery:
             await self._give_up(tracked, str(refusal))
             return
         except discord.HTTPException as error:
-            finished = job.finished_at or dt.datetime.now(dt.UTC)
-            finished = finished if finished.tzinfo else finished.replace(tzinfo=dt.UTC)
-            age = (dt.datetime.now(dt.UTC) - finished).total_seconds()
+            age = (utcnow() - (job.finished_at or utcnow())).total_seconds()
             if age > self.settings.give_up_delivery_after:
                 await self._give_up(tracked, f"Discord kept refusing the message ({error.status})")
             else:
                 log.warning("could not deliver job %s yet (%s); the sweep retries", job.id, error)
                 tracked.finished = False  # a later sweep or event tries again
             return
-        async with self.bot.sessions.begin() as session:
+        async with self.sessions.begin() as session:
             await delivery_service.mark_delivered(session, job.id, message_id)
-        self.bot.timings.mark("delivered", job.id)
         self._forget(tracked)
 
     async def _post_result(
@@ -381,25 +319,25 @@ class Delivery:
         key = display_key_of(job)
         if key is None:
             raise Undeliverable("the job's image is missing from storage")
-        limit = self._filesize_limit(tracked)
+        limit = self.channels.filesize_limit(tracked.guild_id)
         try:
             grid, filename = await asyncio.to_thread(
-                grid_upload, self.bot.storage.get, key, limit, upload_stem(job)
+                grid_upload, self.storage.get, key, limit, upload_stem(job)
             )
         except OSError as error:
             raise Undeliverable(f"the job's grid image could not be read from storage ({error})") from error
         target = channel or self._channel(tracked)
-        self.bot.timings.mark("final_send", job.id)
+        self.instrumentation.mark("final_send", job.id)
         try:
             message = await target.send(
                 tracked.card.done(),
                 file=discord.File(io.BytesIO(grid), filename),
-                view=result_view(job, gallery_url=self.bot.settings.buttons.gallery_url),
+                view=result_view(job, gallery_url=self.gallery_url),
                 allowed_mentions=self._mention(tracked),
             )
         except (discord.Forbidden, discord.NotFound) as error:
             raise Undeliverable(_refusal_reason(error, tracked)) from error
-        self.bot.timings.mark("final_sent", job.id)
+        self.instrumentation.mark("final_sent", job.id)
         if tracked.message_id is not None and tracked.message_id != message.id:
             try:  # the progress message has served its purpose
                 await self._channel(tracked).get_partial_message(tracked.message_id).delete()
@@ -431,49 +369,44 @@ class Delivery:
             raise Undeliverable(_refusal_reason(error, tracked)) from error
         return message.id
 
-    def _filesize_limit(self, tracked: _JobMessage) -> int:
-        guild = self.bot.get_guild(tracked.guild_id) if tracked.guild_id else None
-        return guild.filesize_limit if guild is not None else DEFAULT_FILESIZE_LIMIT
-
     async def _give_up(self, tracked: _JobMessage, reason: str) -> None:
         log.warning("job %s cannot be delivered: %s", tracked.job_id, reason)
-        async with self.bot.sessions.begin() as session:
+        async with self.sessions.begin() as session:
             await delivery_service.mark_undeliverable(session, tracked.job_id, reason)
         self._forget(tracked)
 
     def _forget(self, tracked: _JobMessage) -> None:
         tracked.finished = True
-        if tracked.throttle is not None:
-            tracked.throttle.close()
+        tracked.throttle.close()
         self._messages.pop(tracked.job_id, None)
 
     # --- the sweep -------------------------------------------------------------------------------------
 
     async def sweep(self) -> int:
         """Deliver every ended, undelivered job of this process's guilds; returns how many were tried."""
-        guild_ids = None if self.bot.shard_ids is None else [guild.id for guild in self.bot.guilds]
-        async with self.bot.sessions() as session:
+        async with self.sessions() as session:
             job_ids = await delivery_service.undelivered_jobs(
-                session, guild_ids=guild_ids, include_direct=self.serves(None)
+                session, guild_ids=self.channels.served_guild_ids(), include_direct=self.channels.serves(None)
             )
         for job_id in job_ids:
             await self.deliver(job_id)
         return len(job_ids)
 
-    async def run_sweeper(self) -> None:
-        """At start-up (results that ended while the bot was down), then every few seconds."""
-        await self.bot.wait_until_ready()
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception(
-                    "the delivery sweep failed; retrying in %.0f s", self.settings.delivery_sweep_interval
-                )
-            # A timer that only paces a poll of the database: outside input, like the events.
-            await self.bot.external_wait(
-                asyncio.sleep(self.settings.delivery_sweep_interval), reason="the next delivery sweep"
+    async def _sweep_quietly(self) -> None:
+        try:
+            await self.sweep()
+        except Exception:  # the loop goes on: the next sweep retries
+            log.exception(
+                "the delivery sweep failed; retrying in %.0f s", self.settings.delivery_sweep_interval
             )
+
+
+async def cancel_loop(loop: tasks.Loop[Any]) -> None:
+    """Stop a background loop and wait until it has."""
+    loop.cancel()
+    task = loop.get_task()
+    if task is not None and task is not asyncio.current_task():
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _refusal_reason(error: discord.HTTPException, tracked: _JobMessage) -> str:
@@ -482,19 +415,3 @@ def _refusal_reason(error: discord.HTTPException, tracked: _JobMessage) -> str:
     if isinstance(error, discord.NotFound):
         return f"the message in <#{tracked.channel_id}> was gone"
     return f"I am not allowed to post in <#{tracked.channel_id}> any more (missing permission)"
-
-
-def upload_stem(job: Job) -> str:
-    """The attachment's name: `grid` for a 2×2 grid, `image` for a single image."""
-    return "image" if is_single_image(job) else "grid"
-
-
-def grid_upload(read: Callable[[str], bytes], key: str, limit: int, stem: str = "grid") -> tuple[bytes, str]:
-    """The image as stored (PNG), or as a high-quality JPEG when the PNG is over the upload limit."""
-    png = read(key)
-    if len(png) <= limit:
-        return png, f"{stem}.png"
-    with PILImage.open(io.BytesIO(png)) as image:
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
-    return buffer.getvalue(), f"{stem}.jpg"

@@ -5,60 +5,73 @@ every end on `sojourn:job-events`; the bot subscribes. Pub/sub keeps nothing for
 that is away, which is fine: after every (re)subscription the bot sweeps the jobs table for
 results it missed. Without Redis (the embedded setup) the bot polls the jobs table for progress
 (no previews: those travel only as events) and for ended jobs.
+
+Both are `discord.ext.tasks` loops handing what they hear to `Delivery`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import redis.asyncio as aioredis
+from discord.ext import tasks
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.delivery import Delivery, cancel_loop
+from bot.instrumentation import Instrumentation
 from db.models import Job, JobStatus
 from sojourn.events import CHANNEL, JobEvent, decode_event
-
-if TYPE_CHECKING:
-    from bot.bot import SojournBot
+from sojourn.settings import Settings
 
 log = logging.getLogger(__name__)
 RECONNECT_DELAY = 2.0
 
 
 class JobEventSource(Protocol):
-    async def run(self) -> None: ...
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class RedisJobEvents:
-    def __init__(self, bot: SojournBot, redis_url: str) -> None:
-        self.bot = bot
-        self.redis_url = redis_url
+    """One subscription per turn of the loop; a lost connection is retried `RECONNECT_DELAY` later."""
 
-    async def run(self) -> None:
-        client = aioredis.Redis.from_url(self.redis_url)
+    def __init__(self, redis_url: str, delivery: Delivery, instrumentation: Instrumentation) -> None:
+        self.redis_url = redis_url
+        self.delivery = delivery
+        self.instrumentation = instrumentation
+        self._client: aioredis.Redis | None = None
+        self._listener = tasks.loop(seconds=RECONNECT_DELAY, name="sojourn-job-events")(self._subscription)
+
+    def start(self) -> None:
+        self._client = aioredis.Redis.from_url(self.redis_url)
+        self._listener.start()
+
+    async def stop(self) -> None:
+        await cancel_loop(self._listener)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _subscription(self) -> None:
+        assert self._client is not None
         try:
-            while True:
-                try:
-                    await self._listen(client)
-                except (RedisConnectionError, RedisTimeoutError, OSError) as error:
-                    log.warning("lost the job events (%s); reconnecting in %.0f s", error, RECONNECT_DELAY)
-                    await self.bot.external_wait(
-                        asyncio.sleep(RECONNECT_DELAY), reason="reconnecting to Redis"
-                    )
-        finally:
-            await client.aclose()
+            await self._listen(self._client)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            log.warning("lost the job events (%s); reconnecting in %.0f s", error, RECONNECT_DELAY)
 
     async def _listen(self, client: aioredis.Redis) -> None:
         async with client.pubsub() as pubsub:
             await pubsub.subscribe(CHANNEL)
             # Whatever ended while nobody listened is in the database: deliver it now.
-            self.bot.delivery.spawn(self.bot.delivery.sweep())
+            self.delivery.spawn(self.delivery.sweep())
             while True:
-                message = await self.bot.external_wait(
+                message = await self.instrumentation.external_wait(
                     pubsub.get_message(ignore_subscribe_messages=True, timeout=None),
                     reason="job events from the worker (Redis pub/sub)",
                 )
@@ -69,34 +82,35 @@ class RedisJobEvents:
                 except (ValidationError, ValueError):
                     log.warning("ignoring a malformed job event: %r", message["data"][:200])
                     continue
-                self.bot.timings.mark("event_received", (event.job_id, event.kind))
-                if event.published_at is not None:
-                    self.bot.timings.mark(
-                        "event_published", (event.job_id, event.kind), wall=event.published_at
-                    )
-                await self.bot.delivery.on_event(event)
+                await self.delivery.on_event(event)
 
 
 class PolledJobEvents:
     """Embedded mode: read progress and endings from the jobs table every `event_poll_interval`."""
 
-    def __init__(self, bot: SojournBot) -> None:
-        self.bot = bot
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], delivery: Delivery, interval: float
+    ) -> None:
+        self.sessions = sessions
+        self.delivery = delivery
         self._shown: dict[str, int] = {}
+        self._poller = tasks.loop(seconds=interval, name="sojourn-job-poll")(self._poll_quietly)
+        self._poller.before_loop(delivery.channels.wait_until_ready)
 
-    async def run(self) -> None:
-        await self.bot.wait_until_ready()
-        while True:
-            await self.bot.external_wait(
-                asyncio.sleep(self.bot.settings.bot.event_poll_interval), reason="polling the jobs table"
-            )
-            try:
-                await self.poll()
-            except Exception:
-                log.exception("polling the jobs table failed")
+    def start(self) -> None:
+        self._poller.start()
+
+    async def stop(self) -> None:
+        await cancel_loop(self._poller)
+
+    async def _poll_quietly(self) -> None:
+        try:
+            await self.poll()
+        except Exception:  # the loop goes on: the next poll retries
+            log.exception("polling the jobs table failed")
 
     async def poll(self) -> None:
-        async with self.bot.sessions() as session:
+        async with self.sessions() as session:
             rows = (
                 await session.execute(
                     select(Job.id, Job.progress).where(
@@ -107,11 +121,17 @@ class PolledJobEvents:
         running = {str(job_id): progress for job_id, progress in rows}
         for job_id, progress in running.items():
             if self._shown.get(job_id) != progress:
-                await self.bot.delivery.on_event(JobEvent(job_id=job_id, kind="progress", percent=progress))
+                await self.delivery.on_event(JobEvent(job_id=job_id, kind="progress", percent=progress))
         self._shown = running
-        await self.bot.delivery.sweep()
+        await self.delivery.sweep()
 
 
-def make_event_source(bot: SojournBot) -> JobEventSource:
-    redis_url = bot.settings.redis_url
-    return RedisJobEvents(bot, redis_url) if redis_url else PolledJobEvents(bot)
+def make_event_source(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    delivery: Delivery,
+    instrumentation: Instrumentation,
+) -> JobEventSource:
+    if settings.redis_url:
+        return RedisJobEvents(settings.redis_url, delivery, instrumentation)
+    return PolledJobEvents(sessions, delivery, settings.bot.event_poll_interval)

@@ -8,32 +8,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import discord
 
 from db.models import Job
-from sojourn.services.buttons import bucket_size
+from sojourn.actions import BY_CODE
 from sojourn.services.queue_info import QueueEstimate, describe_eta
 
 MAX_CONTENT = 2000
 
 
-def derived_label(spec: dict[str, Any], parent_index: int | None) -> str:
-    """Midjourney's words for what a button made, before the requester's mention."""
-    action, source = spec.get("action"), spec.get("source") or {}
-    if action == "upscale":
-        width, height = source.get("width", 0), source.get("height", 0)
-        from_grid = bucket_size(width, height) == (width, height)
-        return f"Image #{parent_index}" if from_grid else "Upscaled (2×) by"
-    if action == "vary_strong":
-        return "Variations (Strong) by"
-    if action == "vary_subtle":
-        return "Variations (Subtle) by"
-    if action == "zoom_out":
-        zoom = float(spec.get("zoom", 2.0))
-        return f"Zoom Out {zoom:g}× by"
-    return ""
+def made_label(job: Job) -> str:
+    """What the button that made the job says it made ("Image #2", "Zoom Out 2× by"); "" for /imagine."""
+    action = BY_CODE.get(job.action) if job.action else None  # a retired action: no label
+    return action.made_label(job.parent_image_index) if action is not None else ""
 
 
 @dataclass(frozen=True)
@@ -51,7 +39,7 @@ class JobCard:
             prompt=job.prompt,
             user_id=job.user_id,
             image_prompt=job.spec.get("image_key") is not None,
-            label=derived_label(job.spec, job.parent_image_index),
+            label=made_label(job),
         )
 
     def _line(self, tail: str) -> str:

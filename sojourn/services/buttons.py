@@ -256,9 +256,9 @@ async def _job_for_key(session: AsyncSession, key: str) -> Job | None:
 
 async def toggle_favorite(sessions: async_sessionmaker[AsyncSession], press: Press) -> tuple[bool, int]:
     """Favorite the image, or unfavorite it if it was; returns (favorite now, how many favor it)."""
-    assert press.index is not None
     async with sessions.begin() as session:
-        job = await load_pressable_job(session, press)
+        job = await load_pressable_job(session, press)  # refuses, in words, a press that names no image
+        assert press.index is not None
         presser = await credits.ensure_user(session, press.presser_id)
         if presser.banned:
             raise Banned()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
@@ -20,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import SojournBot, create_bot
 from db.models import ACTIVE_STATUSES, Favorite, GuildSettings, Image, Job, LedgerEntry, User
 from db.session import make_engine, make_sessionmaker
-from sojourn.services.jobs import cancel_job
+from sojourn.celery_app import make_celery
+from sojourn.queue import CeleryJobQueue, JobQueue
+from sojourn.services.lifecycle import cancel_job
 from sojourn.settings import BotSettings, ButtonSettings, Settings
 from tests.conftest import create_migrated_database, running_worker, worker_settings
 
@@ -63,6 +66,34 @@ def worker(bot_settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
         yield process
 
 
+class GatedQueue:
+    """The real queue, with a gate a test can close: a held job stays queued (in the database) and
+    reaches the worker only on `release()`, so nothing depends on how fast the worker is."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self._queue = queue
+        self._held: list[tuple[uuid.UUID, str]] | None = None
+
+    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+        if self._held is not None:
+            self._held.append((job_id, mode))
+        else:
+            await self._queue.enqueue(job_id, mode)
+
+    def hold(self) -> None:
+        self._held = self._held if self._held is not None else []
+
+    async def release(self) -> None:
+        held, self._held = self._held or [], None
+        for job_id, mode in held:
+            await self._queue.enqueue(job_id, mode)
+
+
+@pytest.fixture
+def queue(bot_settings: Settings) -> GatedQueue:
+    return GatedQueue(CeleryJobQueue(make_celery(bot_settings)))
+
+
 async def empty_tables(sessions: async_sessionmaker[AsyncSession]) -> None:
     """Cancel what a previous test left running (the worker stops it), then delete every row."""
     async with sessions.begin() as session:
@@ -77,9 +108,17 @@ async def empty_tables(sessions: async_sessionmaker[AsyncSession]) -> None:
 
 async def start_env(bot: SojournBot) -> simcord.Env:
     env = simcord.Env(bot, settle_timeout=30.0)
-    bot.external_wait = env.external_wait  # Redis waits are external input, not stuck work
+    bot.instrumentation.wait_hook = env.external_wait  # Redis waits are external input, not stuck work
     await env.start()
     return env
+
+
+async def restart_bot(env: simcord.Env, settings: Settings, queue: JobQueue) -> SojournBot:
+    """A new bot process takes over from the running one (as after a deploy or a crash)."""
+    new_bot = create_bot(settings, queue=queue)
+    new_bot.instrumentation.wait_hook = env.external_wait
+    await env.restart_bot(new_bot)
+    return new_bot
 
 
 async def stop_env(env: simcord.Env) -> None:
@@ -94,10 +133,10 @@ async def stop_env(env: simcord.Env) -> None:
 
 @pytest.fixture
 async def env(
-    bot_settings: Settings, bot_sessions: async_sessionmaker[AsyncSession]
+    bot_settings: Settings, bot_sessions: async_sessionmaker[AsyncSession], queue: GatedQueue
 ) -> AsyncIterator[simcord.Env]:
     await empty_tables(bot_sessions)
-    bot = create_bot(bot_settings)
+    bot = create_bot(bot_settings, queue=queue)
     env = await start_env(bot)
     try:
         yield env

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 
 from db.models import Image, Job, JobKind, JobStatus, LedgerEntry, LedgerKind
 from sojourn.spec import JobSpec
-from tests.bot.conftest import World, balance_of, jobs_of
+from tests.bot.conftest import World, balance_of, jobs_of, restart_bot
 from tests.bot.helpers import attachment_image, button_rows, ledger_kinds, wait_for_result
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -85,6 +85,13 @@ async def test_u_posts_a_2x_image_whose_own_buttons_all_work(world: World, bot_s
         assert [len(row) for row in button_rows(result)] == [4, 4, 1], label
         by = {"vary_strong": "Variations (Strong) by", "vary_subtle": "Variations (Subtle) by"}
         assert result.content == headline(made, by.get(action, f"Zoom Out {spec.zoom:g}× by"), world.alice)
+
+    # /show prints the whole lineage, newest first: the zoom, from the upscale, from the grid.
+    shown = await world.alice.slash(world.channel, "show", job_id=str(made.id))
+    assert shown.response is not None
+    assert shown.response.content.endswith(
+        f"\n-# made from image 1 of `{upscale.id}`, made from image 2 of `{grid_job.id}`"
+    )
 
     # Upscale (2×) again would pass the configured limit: a clear answer, nothing charged.
     balance = await balance_of(bot_sessions, world.alice.id)
@@ -191,6 +198,30 @@ async def test_stale_and_foreign_presses_are_refused_and_change_nothing(world: W
     assert await balance_of(bot_sessions, world.bob.id) == 0
 
 
+async def test_a_press_that_names_no_image_is_refused_in_words_and_changes_nothing(  # type: ignore[no-untyped-def]
+    world: World, bot_sessions
+) -> None:
+    grid_job, _ = await imagine(world, bot_sessions, "a tin robot --q .25 --seed 15")
+    balance = await balance_of(bot_sessions, world.alice.id)
+    # A U button without its image, on a message of the bot's (an old version's, or a forgery's):
+    # its custom_id has a valid shape, so it reaches the bot, which must say what is wrong.
+    forged_id = f"sj:u:{grid_job.id.hex}"
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="U", custom_id=forged_id))
+    channel = world.env.bot.get_partial_messageable(world.channel.id, guild_id=world.guild.id)
+    forged = await channel.send("an old result", view=view)
+
+    pressed = await world.alice.click(forged, custom_id=forged_id)
+
+    assert pressed.ephemeral and pressed.response is not None
+    assert pressed.response.content == (
+        "That Upscale button does not say which image it is for, so it does nothing. "
+        "Use the buttons on a result message posted by the bot."
+    )
+    assert [job.id for job in await jobs_of(bot_sessions, world.alice.id)] == [grid_job.id]
+    assert await balance_of(bot_sessions, world.alice.id) == balance
+
+
 async def test_a_server_admin_lets_anyone_press_and_the_presser_pays(world: World, bot_sessions) -> None:  # type: ignore[no-untyped-def]
     admins = world.guild.create_role("Admins", permissions=discord.Permissions(manage_guild=True))
     carol = world.guild.add_member(world.env.create_user("carol"), roles=[admins])
@@ -242,10 +273,8 @@ async def test_remix_mode_opens_the_prompt_and_the_variation_follows_the_edit(
 
 
 async def test_a_remix_modal_submitted_after_a_bot_restart_still_works(  # type: ignore[no-untyped-def]
-    world: World, bot_sessions, bot_settings
+    world: World, bot_sessions, bot_settings, queue
 ) -> None:
-    from bot import create_bot
-
     grid_job, grid = await imagine(world, bot_sessions, "a paper crane --q .25 --seed 14")
     panel = await world.alice.slash(world.channel, "settings")
     assert panel.response is not None
@@ -253,9 +282,7 @@ async def test_a_remix_modal_submitted_after_a_bot_restart_still_works(  # type:
     shown = await world.alice.click(grid, custom_id=f"sj:r:{grid_job.id.hex}")
     assert shown.modal is not None
 
-    new_bot = create_bot(bot_settings)  # the modal is open in Alice's client while the bot restarts
-    new_bot.external_wait = world.env.external_wait
-    await world.env.restart_bot(new_bot)
+    await restart_bot(world.env, bot_settings, queue)  # the modal is open in Alice's client meanwhile
     submitted = await world.alice.submit_modal(shown, {"prompt": "a golden crane --q .25"})
 
     assert submitted.response is not None and submitted.response.content.startswith("Re-roll: queued")

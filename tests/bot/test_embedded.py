@@ -12,6 +12,8 @@ from db.migrate import upgrade_async
 from db.models import JobStatus
 from db.session import make_engine, make_sessionmaker
 from sojourn.bootstrap import start_worker, stop_worker
+from sojourn.celery_app import make_celery
+from sojourn.queue import CeleryJobQueue
 from sojourn.settings import BotSettings, Settings
 from tests.bot.conftest import eventually, jobs_of, start_env, stop_env
 from tests.bot.helpers import attachment_image, result_message
@@ -36,7 +38,7 @@ async def embedded_worker(embedded_settings: Settings) -> AsyncIterator[object]:
 
 
 async def test_embedded_mode_polls_the_table_and_delivers(embedded_settings, embedded_worker) -> None:  # type: ignore[no-untyped-def]
-    bot = create_bot(embedded_settings)
+    bot = create_bot(embedded_settings, queue=CeleryJobQueue(make_celery(embedded_settings)))
     env = await start_env(bot)
     engine = make_engine(embedded_settings.resolved_database_url)
     sessions = make_sessionmaker(engine)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 import discord
 import pytest
 
 from db.models import JobStatus, LedgerKind
+from sojourn.events import JobEvent, RedisEventPublisher
 from sojourn.services.credits import ledger_sum
-from tests.bot.conftest import World, balance_of, eventually, jobs_of
+from tests.bot.conftest import GatedQueue, World, balance_of, eventually, jobs_of, restart_bot
 from tests.bot.helpers import (
     attachment_image,
     button_rows,
@@ -30,12 +32,9 @@ def headline(prompt: str, member: object) -> str:
 
 
 async def test_imagine_defers_shows_progress_and_posts_the_grid_with_nine_buttons(
-    world: World, bot_sessions
+    world: World, bot_sessions, bot_settings, queue: GatedQueue
 ) -> None:  # type: ignore[no-untyped-def]
-    # Bob's long job occupies the worker (one job at a time), so Alice's has to wait its turn.
-    await world.bob.slash(world.channel, "imagine", prompt="a long mural --q 2")
-    (ahead,) = await jobs_of(bot_sessions, world.bob.id)
-    await wait_for_status(bot_sessions, ahead.id, (JobStatus.RUNNING,))
+    queue.hold()  # the job waits in the queue until released, however fast the worker is
     since = len(world.env.http_requests)
 
     result = await world.alice.slash(
@@ -53,19 +52,30 @@ async def test_imagine_defers_shows_progress_and_posts_the_grid_with_nine_button
     assert waiting is not None and waiting.content.startswith(
         f"{headline(job.prompt, world.alice)} Waiting to start… (position 1 in queue, ETA ~"
     )
-    await world.bob.slash(world.channel, "cancel", job_id=str(ahead.id))  # Alice's turn now
     assert "--seed 7" in job.prompt and "--ar 16:9" in job.prompt
 
-    message = await wait_for_result(world, job.id)
+    # Progress as the worker reports it, a burst of steps with previews among them: the message
+    # shows the percentage and the latest preview, edits throttled and coalesced. (Published here,
+    # so that no assertion depends on how fast the worker renders; tests/worker tests its events.)
+    publisher = RedisEventPublisher(bot_settings.redis_url)
+    for percent in range(0, 100, 10):
+        preview = png_bytes(64, 36) if percent % 20 == 0 else None
+        publisher.publish(JobEvent.progress(str(job.id), percent, preview))
+    latest = f"{headline(job.prompt, world.alice)} (90 %)"
 
-    # While it rendered, the waiting message showed the percentage and the worker's preview.
-    edits = requests(world.env, "PATCH", f"/messages/{waiting.id}")
-    assert 0 < len(edits) < job.spec["steps"], "progress edits should be throttled and coalesced"
+    def edits() -> list[Any]:
+        return requests(world.env, "PATCH", f"/messages/{waiting.id}")
+
+    await eventually(lambda: any(e.json["content"] == latest for e in edits()), what="the 90 % edit")
+    assert 0 < len(edits()) < 10, "progress edits should be throttled and coalesced"
     assert all(
         re.fullmatch(rf"{re.escape(headline(job.prompt, world.alice))} \(\d+ %\)", e.json["content"])
-        for e in edits
+        for e in edits()
     )
-    assert any(a["filename"] == "progress.png" for e in edits for a in e.json.get("attachments", []))
+    assert any(a["filename"] == "progress.png" for a in edits()[-1].json.get("attachments", []))
+
+    await queue.release()  # the worker's turn now
+    message = await wait_for_result(world, job.id)
 
     # The result: the prompt with every parameter (seed included), who asked, the grid, nine buttons.
     assert message.content == headline(job.prompt, world.alice)
@@ -96,31 +106,30 @@ async def test_a_bad_prompt_is_a_private_error_and_charges_nothing(world: World,
     assert await balance_of(bot_sessions, world.alice.id) == 0  # not even today's grant moved
 
 
-async def test_a_job_over_the_3_running_plus_10_queued_limit_is_refused(world: World, bot_sessions) -> None:  # type: ignore[no-untyped-def]
-    # A long job first: the worker runs one job at a time, so none of the 13 ends during the test.
-    prompts = ["a long mural --q 2"] + [f"tiny sketch {number} --q .25" for number in range(12)]
-    for prompt in prompts:
-        result = await world.alice.slash(world.channel, "imagine", prompt=prompt)
+async def test_a_job_over_the_3_running_plus_10_queued_limit_is_refused(  # type: ignore[no-untyped-def]
+    world: World, bot_sessions, queue: GatedQueue
+) -> None:
+    queue.hold()  # no worker sees these jobs: all 13 stay queued for the whole test
+    for number in range(13):
+        result = await world.alice.slash(world.channel, "imagine", prompt=f"tiny sketch {number} --q .25")
         assert result.response is not None and result.response.content.startswith("Queued 1 job")
-    active = [
-        j
-        for j in await jobs_of(bot_sessions, world.alice.id)
-        if j.status in (JobStatus.QUEUED, JobStatus.RUNNING)
-    ]
+    jobs = await jobs_of(bot_sessions, world.alice.id)
+    assert [job.status for job in jobs] == [JobStatus.QUEUED] * 13
     balance = await balance_of(bot_sessions, world.alice.id)
 
     refused = await world.alice.slash(world.channel, "imagine", prompt="one too many --q .25")
 
     assert refused.ephemeral and refused.response is not None
-    assert refused.response.content.startswith(
-        f"You have {len(active)} jobs running or waiting and this adds 1"
-    )
+    assert refused.response.content.startswith("You have 13 jobs running or waiting and this adds 1")
     assert "the limit is 13" in refused.response.content
     assert len(await jobs_of(bot_sessions, world.alice.id)) == 13
     assert await balance_of(bot_sessions, world.alice.id) == balance
 
 
-async def test_cancel_refunds_a_job_and_its_message_says_so(world: World, bot_sessions) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_refunds_a_job_and_its_message_says_so(  # type: ignore[no-untyped-def]
+    world: World, bot_sessions, queue: GatedQueue
+) -> None:
+    queue.hold()  # still queued when cancelled, however fast the worker is
     await world.alice.slash(world.channel, "imagine", prompt="a slow cathedral --q 2")
     (job,) = await jobs_of(bot_sessions, world.alice.id)
     waiting = world.channel.last_message
@@ -139,7 +148,7 @@ async def test_cancel_refunds_a_job_and_its_message_says_so(world: World, bot_se
     cancelled = await world.alice.slash(world.channel, "cancel", job_id=str(job.id))
 
     assert cancelled.ephemeral and cancelled.response is not None
-    assert cancelled.response.content.startswith(f"Cancelled job `{job.id}`")
+    assert cancelled.response.content.startswith(f"Cancelled job `{job.id}` before it started")
     assert f"all {job.cost} credits are back" in cancelled.response.content
     done = await wait_for_status(bot_sessions, job.id)
     assert done.status == JobStatus.CANCELLED
@@ -193,11 +202,10 @@ async def test_show_reposts_a_result_with_working_buttons(world: World, bot_sess
 
 
 async def test_a_bot_restart_between_submit_and_completion_still_delivers(
-    world: World, bot_sessions, bot_settings
+    world: World, bot_sessions, bot_settings, queue: GatedQueue
 ) -> None:  # type: ignore[no-untyped-def]
-    from bot import create_bot
-
     env = world.env
+    queue.hold()  # the job may not end before the bot is down
     await world.alice.slash(world.channel, "imagine", prompt="a phoenix rising --q .5 --seed 3")
     (job,) = await jobs_of(bot_sessions, world.alice.id)
     waiting = world.channel.last_message
@@ -206,13 +214,12 @@ async def test_a_bot_restart_between_submit_and_completion_still_delivers(
     # The bot goes down: it hears nothing while the worker finishes the job.
     old_bot = env.bot
     await old_bot.close()
+    await queue.release()
     finished = await wait_for_status(bot_sessions, job.id)
     assert finished.status == JobStatus.SUCCEEDED and finished.delivered_at is None
 
     # A new process comes up: its start-up sweep finds the undelivered result in the database.
-    new_bot = create_bot(bot_settings)
-    new_bot.external_wait = env.external_wait
-    await env.restart_bot(new_bot)
+    await restart_bot(env, bot_settings, queue)
     message = await wait_for_result(world, job.id)
     await old_bot.engine.dispose()
 
@@ -224,19 +231,17 @@ async def test_a_bot_restart_between_submit_and_completion_still_delivers(
     assert click.response is not None and click.response.content.startswith("Upscale of image 4: queued")
 
 
-async def test_a_restart_while_the_job_runs_keeps_editing_the_same_message(
-    world: World, bot_sessions, bot_settings
+async def test_a_restart_before_the_job_ends_keeps_editing_the_same_message(
+    world: World, bot_sessions, bot_settings, queue: GatedQueue
 ) -> None:  # type: ignore[no-untyped-def]
-    from bot import create_bot
-
-    await world.alice.slash(world.channel, "imagine", prompt="a long voyage --q 2 --seed 4")
+    queue.hold()  # the job may not end before the new bot is up
+    await world.alice.slash(world.channel, "imagine", prompt="a long voyage --q .5 --seed 4")
     (job,) = await jobs_of(bot_sessions, world.alice.id)
     waiting = world.channel.last_message
     assert waiting is not None
-    new_bot = create_bot(bot_settings)
-    new_bot.external_wait = world.env.external_wait
-    await world.env.restart_bot(new_bot)
+    await restart_bot(world.env, bot_settings, queue)
     since = len(world.env.http_requests)
+    await queue.release()
 
     message = await wait_for_result(world, job.id)
 
@@ -248,14 +253,15 @@ async def test_a_restart_while_the_job_runs_keeps_editing_the_same_message(
 
 
 async def test_a_result_that_ends_after_the_interaction_token_expired_is_delivered(
-    world: World, bot_sessions
+    world: World, bot_sessions, queue: GatedQueue
 ) -> None:  # type: ignore[no-untyped-def]
-    # Two long jobs: the worker runs one at a time, so the second ends well after the clock moved.
-    await world.alice.slash(world.channel, "imagine", prompt="a patient heron --q 2 --repeat 2")
+    queue.hold()  # both jobs wait until the clock has moved past the token's life
+    await world.alice.slash(world.channel, "imagine", prompt="a patient heron --q .25 --repeat 2")
     first, second = await jobs_of(bot_sessions, world.alice.id)
     asked_at = world.env.now()
     await world.env.advance_time(16 * 60)  # an interaction token lives 15 minutes
-    assert (await reload(bot_sessions, second.id)).status in (JobStatus.QUEUED, JobStatus.RUNNING)
+    assert (await reload(bot_sessions, second.id)).status == JobStatus.QUEUED
+    await queue.release()
 
     message = await wait_for_result(world, second.id)
 
@@ -274,13 +280,15 @@ async def test_a_result_that_ends_after_the_interaction_token_expired_is_deliver
     ],
 )
 async def test_a_result_that_cannot_be_posted_is_marked_and_reported_once_by_info(  # type: ignore[no-untyped-def]
-    world: World, bot_sessions, status: int, code: int, reason: str
+    world: World, bot_sessions, queue: GatedQueue, status: int, code: int, reason: str
 ) -> None:
-    await world.alice.slash(world.channel, "imagine", prompt="a lost postcard --q 1 --seed 6")
+    queue.hold()  # the result may not be posted before Discord starts refusing
+    await world.alice.slash(world.channel, "imagine", prompt="a lost postcard --q .25 --seed 6")
     (job,) = await jobs_of(bot_sessions, world.alice.id)
     # Discord refuses the result for good: the permission was taken away, or the channel deleted.
     path = f"/channels/{world.channel.id}/messages"
     world.env.inject_error("POST", path, status=status, code=code, message="refused", times=None)
+    await queue.release()
 
     async def marked() -> bool:
         return (await reload(bot_sessions, job.id)).delivery_error is not None
@@ -369,7 +377,10 @@ async def test_imagine_refuses_a_channel_it_cannot_post_in_before_charging(
     assert await jobs_of(bot_sessions, world.alice.id) == []
 
 
-async def test_info_shows_balance_grant_queue_mode_and_defaults(world: World, bot_sessions) -> None:  # type: ignore[no-untyped-def]
+async def test_info_shows_balance_grant_queue_mode_and_defaults(  # type: ignore[no-untyped-def]
+    world: World, bot_sessions, queue: GatedQueue
+) -> None:
+    queue.hold()  # both jobs stay queued while /info looks
     await world.alice.slash(world.channel, "imagine", prompt="a long first job --q 2")
     await world.alice.slash(world.channel, "imagine", prompt="a second one --q .25 --relax")
     first, second = await jobs_of(bot_sessions, world.alice.id)
@@ -382,9 +393,9 @@ async def test_info_shows_balance_grant_queue_mode_and_defaults(world: World, bo
     assert fields["Today's free credits"] == "40 (received)"
     assert fields["Mode"] == "fast"
     assert fields["Defaults (/settings)"] == "none (the server's defaults)"
-    running = next(value for name, value in fields.items() if name.startswith("Running ("))
-    queued = next(value for name, value in fields.items() if name.startswith("Queued ("))
-    assert str(first.id) in running + queued  # the worker may or may not have started it yet
+    assert fields["Running (0)"] == "none"
+    queued = fields["Queued (2)"]
+    assert re.search(rf"`{first.id}` a long first job — #1 in fast queue, ETA ~\d+", queued)
     assert re.search(rf"`{second.id}` a second one — #1 in relax queue, ETA ~\d+", queued)
 
     choices = await world.alice.autocomplete(world.channel, "cancel", "job_id", "second")

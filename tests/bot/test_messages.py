@@ -7,8 +7,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from bot.delivery import grid_upload
 from bot.messages import MAX_CONTENT, JobCard
+from bot.uploads import grid_upload
 from sojourn.services.queue_info import QueueEstimate
 
 

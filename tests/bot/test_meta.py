@@ -1,9 +1,11 @@
-"""Every extension loads (and unloads), and no command name or custom_id template collides."""
+"""Every extension loads (and unloads), no command name or custom_id template collides, and the
+buttons, their templates and the remix modal are exactly `sojourn.actions.ACTIONS`."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -16,12 +18,24 @@ from discord import app_commands
 import bot as bot_package
 from bot import create_bot
 from bot.exts import EXTENSIONS
+from bot.exts.buttons import grid_view, single_image_view
+from bot.exts.buttons._remix import REMIX_MODAL_TEMPLATE, RemixModal
+from bot.exts.buttons._views import CUSTOM_ID_TEMPLATE
 from bot.exts.settings._views import panel_view
-from bot.presses import REMIX_MODAL_TEMPLATE, RemixModal
-from bot.result_view import grid_view, single_image_view
-from sojourn.services.buttons import Action
+from sojourn.actions import ACTIONS, BY_CODE, REMIXABLE, ButtonAction, actions_on
 from sojourn.services.users import UserDefaults
-from sojourn.settings import Settings
+from sojourn.settings import ButtonSettings, Settings
+from sojourn.spec import IMAGES_PER_JOB
+
+GALLERY = "https://gallery.example"
+IMAGES_ON = {"grid": IMAGES_PER_JOB, "single": 1}  # a 2×2 grid; an upscale's one image
+
+
+class NoQueue:
+    """Nothing is submitted in these tests."""
+
+    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+        raise AssertionError("nothing should be queued here")
 
 
 @pytest.fixture
@@ -62,7 +76,7 @@ def _qualified_names(commands: list[app_commands.Command[Any, ..., Any] | app_co
 
 
 async def test_every_extension_loads_unloads_and_reloads(settings: Settings) -> None:
-    bot = create_bot(settings)
+    bot = create_bot(settings, queue=NoQueue())
     try:
         assert set(EXTENSIONS) == {
             "bot.exts.buttons", "bot.exts.imagine", "bot.exts.info", "bot.exts.jobs", "bot.exts.prefer",
@@ -82,7 +96,7 @@ async def test_every_extension_loads_unloads_and_reloads(settings: Settings) -> 
 
 
 async def test_no_two_commands_share_a_name(settings: Settings) -> None:
-    bot = create_bot(settings)
+    bot = create_bot(settings, queue=NoQueue())
     try:
         for extension in EXTENSIONS:
             await bot.load_extension(extension)
@@ -103,11 +117,13 @@ def test_custom_id_templates_never_overlap() -> None:
     job_id = uuid.uuid4()
     components = [
         *grid_view(job_id).children,
-        *single_image_view(job_id, favorites=3).children,
+        *single_image_view(job_id, favorites=3).children,  # no 🔗 Web link: no gallery
         *panel_view(UserDefaults()).children,
     ]
     custom_ids = [item.custom_id for item in components]  # type: ignore[attr-defined]
-    assert len(custom_ids) == 9 + 6 + len(panel_view(UserDefaults()).children)
+    assert len(custom_ids) == len(_expected_buttons("grid", job_id)) + len(
+        _expected_buttons("single", job_id)
+    ) + len(panel_view(UserDefaults()).children)
     assert len(custom_ids) == len(set(custom_ids))
     for custom_id in custom_ids:
         assert custom_id.startswith("sj:") and len(custom_id) <= 100
@@ -137,9 +153,107 @@ def test_hostile_custom_ids_match_no_template(custom_id: str) -> None:
 
 
 def test_remix_modal_ids_are_their_own_and_fit() -> None:
-    for action in (Action.VARY, Action.REROLL, Action.VARY_STRONG, Action.VARY_SUBTLE):
-        modal = RemixModal(action, uuid.uuid4(), 4 if action != Action.REROLL else None, "a cat --ar 1:1")
-        assert REMIX_MODAL_TEMPLATE.fullmatch(modal.custom_id) and len(modal.custom_id) <= 100
+    for action in REMIXABLE:
+        index = 4 if action.per_image else None
+        modal = RemixModal(action, uuid.uuid4(), index, "a cat --ar 1:1")
+        match = REMIX_MODAL_TEMPLATE.fullmatch(modal.custom_id)
+        assert match and match["action"] == action.code and len(modal.custom_id) <= 100
+        assert modal.title == f"Remix: {action.name}"
         assert not any(
             cls.__discord_ui_compiled_template__.fullmatch(modal.custom_id) for cls in _dynamic_item_classes()
         )
+
+
+def _candidate_codes() -> set[str]:
+    """Every code of the table, and near misses of each: a prefix, an extension, a letter off."""
+    codes = {action.code for action in ACTIONS}
+    return codes | {code[:-1] for code in codes} | {code + "x" for code in codes} | {"x", "m", "set", ""}
+
+
+def test_the_button_template_admits_exactly_the_codes_of_the_table() -> None:
+    job = uuid.uuid4().hex
+    for code in _candidate_codes():
+        for tail in ("", ":1"):
+            match = re.fullmatch(CUSTOM_ID_TEMPLATE, f"sj:{code}:{job}{tail}")
+            assert (match is not None) == (code in BY_CODE), code
+            assert match is None or match["action"] == code
+
+
+def test_the_remix_modal_template_admits_exactly_the_remixable_codes() -> None:
+    remixable = {action.code for action in REMIXABLE}
+    assert remixable == {action.code for action in ACTIONS if action.remixable} and remixable
+    job = uuid.uuid4().hex
+    for code in _candidate_codes():
+        match = REMIX_MODAL_TEMPLATE.fullmatch(f"sj:m:{code}:{job}:1")
+        assert (match is not None) == (code in remixable), code
+
+
+@pytest.mark.parametrize("action", [action for action in ACTIONS if action.makes_job], ids=lambda a: a.code)
+def test_every_action_that_makes_a_job_is_labelled_and_priced(action: ButtonAction) -> None:
+    assert action.button_label(1) or action.emoji
+    assert action.name and action.kind is not None
+    if action.cost_setting is not None:
+        assert isinstance(getattr(ButtonSettings(), action.cost_setting), int)
+    else:  # 🔄: a new grid of the same prompt, priced as /imagine prices it
+        assert action.render is None and action.on == "grid" and not action.per_image
+
+
+def _expected_buttons(placement: str, job_id: uuid.UUID) -> list[tuple[str, str | None, str | None, int]]:
+    """(custom_id, label, emoji, row) of every button the table puts on that kind of result."""
+    return [
+        (
+            f"sj:{action.code}:{job_id.hex}" + (f":{index}" if index is not None else ""),
+            action.button_label(index),
+            action.emoji,
+            action.row,
+        )
+        for action in actions_on(placement)  # type: ignore[arg-type]
+        for index in (range(1, IMAGES_ON[placement] + 1) if action.per_image else [None])
+    ]
+
+
+def _rows(view: discord.ui.View) -> list[list[dict[str, Any]]]:
+    """The view as Discord receives it: rows of components."""
+    return [row["components"] for row in view.to_components()]
+
+
+def _buttons(view: discord.ui.View) -> list[tuple[str, str | None, str | None, int]]:
+    """(custom_id, label, emoji, row) of every button with a custom_id, as sent to Discord."""
+    return [
+        (
+            component["custom_id"],
+            component.get("label"),
+            component["emoji"]["name"] if "emoji" in component else None,
+            row_number,
+        )
+        for row_number, row in enumerate(_rows(view))
+        for component in row
+        if "custom_id" in component
+    ]
+
+
+def test_a_grid_shows_exactly_the_tables_grid_buttons() -> None:
+    job_id = uuid.uuid4()
+    assert _buttons(grid_view(job_id)) == _expected_buttons("grid", job_id)
+    assert [len(row) for row in _rows(grid_view(job_id))] == [4, 4, 1]
+
+
+def test_a_single_image_shows_exactly_the_tables_single_image_buttons_and_the_web_link() -> None:
+    job_id = uuid.uuid4()
+    view = single_image_view(job_id, gallery_url=GALLERY)
+    assert _buttons(view) == _expected_buttons("single", job_id)
+    links = [component for row in _rows(view) for component in row if "url" in component]
+    assert [link["url"] for link in links] == [f"{GALLERY}/jobs/{job_id}"]
+    counted = _buttons(single_image_view(job_id, favorites=3))
+    assert [label for custom_id, label, _, _ in counted if custom_id.startswith("sj:fav:")] == ["3"]
+
+
+def test_no_action_code_is_written_out_in_the_bot() -> None:
+    """The codes live in `sojourn.actions` alone: no "sj:u:" or `"vs"` literal in bot/."""
+    root = Path(bot_package.__file__).parent
+    codes = {action.code for action in ACTIONS}
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for code in codes:
+            for literal in (f'"{code}"', f"'{code}'", f"sj:{code}:", f"{code}|"):
+                assert literal not in text, f"{path.relative_to(root)} writes out the action code {code!r}"

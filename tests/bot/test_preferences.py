@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import create_bot
 from db.models import User
 from sojourn.settings import Settings
-from tests.bot.conftest import World, jobs_of
+from tests.bot.conftest import GatedQueue, World, jobs_of, restart_bot
 
 
 async def stored_user(sessions: async_sessionmaker[AsyncSession], user_id: int) -> User:
@@ -23,7 +22,7 @@ def field_values(message: object) -> dict[str, str]:
 
 
 async def test_settings_panel_saves_defaults_that_the_next_imagine_uses(  # type: ignore[no-untyped-def]
-    world: World, bot_sessions, bot_settings: Settings
+    world: World, bot_sessions, bot_settings: Settings, queue: GatedQueue
 ) -> None:
     alice = world.alice
     panel = await alice.slash(world.channel, "settings")
@@ -47,9 +46,7 @@ async def test_settings_panel_saves_defaults_that_the_next_imagine_uses(  # type
     assert user.defaults["parameters"] == "--ar 16:9 --q 2 --private --relax"
 
     # The panel's controls are DynamicItems: they keep working after a restart.
-    new_bot = create_bot(bot_settings)
-    new_bot.external_wait = world.env.external_wait
-    await world.env.restart_bot(new_bot)
+    await restart_bot(world.env, bot_settings, queue)
     await alice.select(panel.response, ["250"], custom_id="sj:set:stylize")
     await alice.click(panel.response, label="Remix off")
     user = await stored_user(bot_sessions, alice.id)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from bot.delivery import LatestOnlyThrottle
+from bot.throttle import LatestOnlyThrottle
 
 INTERVAL = 0.3
 

@@ -8,9 +8,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import errors_as_replies, user_errors_as_replies
-from bot.presses import REMIX_MODAL_TEMPLATE, handle_press, submitted_remix_text
+from bot.exts.buttons._presses import handle_press
+from bot.exts.buttons._remix import REMIX_MODAL_TEMPLATE, submitted_remix_text
+from sojourn.actions import action_for
 from sojourn.errors import UserError
-from sojourn.services.buttons import Action, set_anyone_can_press
+from sojourn.services.buttons import set_anyone_can_press
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
@@ -55,8 +57,11 @@ class Buttons(commands.Cog):
             text = submitted_remix_text(data)
             if not text or not text.strip():
                 raise UserError("The remixed prompt is empty: press the button again and edit the prompt.")
-            action = Action(match["action"])
-            index = int(match["index"]) or None
             await handle_press(
-                self.bot, interaction, action, uuid.UUID(hex=match["job"]), index, remix_text=text.strip()
+                self.bot,
+                interaction,
+                action_for(match["action"]),
+                uuid.UUID(hex=match["job"]),
+                int(match["index"]) or None,
+                remix_text=text.strip(),
             )

@@ -36,7 +36,7 @@ class Imagine(commands.Cog):
         # Acknowledge first (Discord allows 3 s; what follows needs the database). Privately, so a
         # mistake in the prompt is answered privately too: the public message is the bot's own.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        self.bot.timings.mark("deferred", interaction.id)
+        self.bot.instrumentation.mark("deferred", interaction.id)
         async with user_errors_as_replies(interaction):
             confirmation = await submit_imagine(self.bot, interaction, prompt, image)
             try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 import discord
@@ -11,12 +10,10 @@ import discord
 from bot.channels import check_can_post
 from sojourn.errors import UserError
 from sojourn.services.image_prompts import check_declared, read_image_prompt, store_image_prompt
-from sojourn.services.jobs import Origin, submit_prompt
+from sojourn.services.submission import Origin, submit_prompt
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
-
-log = logging.getLogger(__name__)
 
 
 async def image_prompt_key(bot: SojournBot, attachment: discord.Attachment) -> str:
@@ -51,14 +48,8 @@ async def submit_imagine(
         rules=bot.rules,
         image_key=image_key,
     )
-    # From here on the jobs are queued and paid for: nothing below may turn this into an error
-    # reply. A message that cannot be posted now is posted with the result (the sweep sees to it).
-    bot.delivery.expect_posts(job.id for job in jobs)
-    for job in jobs:
-        try:
-            await bot.delivery.post_waiting(job, channel)
-        except Exception:
-            log.exception("could not show job %s yet; its result will still be delivered", job.id)
+    # From here on the jobs are queued and paid for: nothing below may turn this into an error reply.
+    await bot.delivery.announce(jobs, channel)
     held = sum(job.cost for job in jobs)
     ids = ", ".join(f"`{job.id}`" for job in jobs)
     noun = "job" if len(jobs) == 1 else "jobs"

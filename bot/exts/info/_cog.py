@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 import discord
@@ -22,10 +21,5 @@ class Info(commands.Cog):
     @app_commands.command(name="info", description="Your credits, your queue, your mode and defaults")
     async def info(self, interaction: discord.Interaction) -> None:
         async with user_errors_as_replies(interaction):
-            overview = await account_overview(
-                self.bot.sessions,
-                self.bot.settings,
-                interaction.user.id,
-                today=dt.datetime.now(dt.UTC).date(),
-            )
+            overview = await account_overview(self.bot.sessions, self.bot.settings, interaction.user.id)
             await interaction.response.send_message(embed=account_embed(overview), ephemeral=True)

@@ -9,7 +9,7 @@ from discord.ext import commands
 from bot.errors import user_errors_as_replies
 from bot.exts.jobs._show import cancel_and_describe, show_job
 from db.models import ACTIVE_STATUSES, JobStatus
-from sojourn.services.jobs import recent_jobs
+from sojourn.services.job_queries import recent_jobs
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot

@@ -8,31 +8,46 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.delivery import DEFAULT_FILESIZE_LIMIT, grid_upload, upload_stem
+from bot.exts.buttons import result_view
 from bot.messages import JobCard
-from bot.result_view import result_view
-from sojourn.services.buttons import favorite_count
-from sojourn.services.jobs import cancel_user_job, parse_job_id
+from bot.uploads import DEFAULT_FILESIZE_LIMIT, grid_upload, upload_stem
+from db.models import Job
+from sojourn.services.buttons import favorite_count, lineage
+from sojourn.services.job_queries import parse_job_id
+from sojourn.services.lifecycle import cancel_user_job
 from sojourn.services.results import display_key_of, job_to_show
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
 
 
+def describe_lineage(chain: list[tuple[Job, int | None]]) -> str | None:
+    """ "made from image 1 of `<upscale>`, made from image 2 of `<grid>`": a result's ancestors,
+    newest first (`chain` as `lineage` returns it: the job itself first); None for an original."""
+    steps = [
+        f"image {index} of `{ancestor.id}`" if index else f"`{ancestor.id}`" for ancestor, index in chain[1:]
+    ]
+    if not steps:
+        return None
+    oldest = chain[-1][0]
+    more = ", …" if oldest.parent_job_id is not None else ""  # longer than `lineage` reads, or purged
+    return "made from " + ", made from ".join(steps) + more
+
+
 async def show_job(bot: SojournBot, interaction: discord.Interaction, job_text: str) -> None:
-    """Re-post a finished job (the user's own, or a public one) with working buttons."""
+    """Re-post a finished job (the user's own, or a public one) with working buttons and its lineage."""
     job_id = parse_job_id(job_text)
     async with bot.sessions() as session:
         job = await job_to_show(session, interaction.user.id, job_id)
         favorites = await favorite_count(session, job.id, 1)
+        made_from = describe_lineage(await lineage(session, job.id))
     key = display_key_of(job)
     assert key is not None
     limit = interaction.guild.filesize_limit if interaction.guild else DEFAULT_FILESIZE_LIMIT
     grid, filename = await asyncio.to_thread(grid_upload, bot.storage.get, key, limit, upload_stem(job))
     content = JobCard.of(job).done(shown_by=interaction.user.id)
-    if job.parent_job_id is not None:  # lineage: what this result was made from
-        source = f"image {job.parent_image_index} of " if job.parent_image_index else ""
-        content += f"\n-# made from {source}`{job.parent_job_id}`"
+    if made_from is not None:
+        content += f"\n-# {made_from}"
     await interaction.response.send_message(
         content,
         file=discord.File(io.BytesIO(grid), filename),
