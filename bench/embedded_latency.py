@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from db.migrate import upgrade_async
 from db.models import User
 from db.session import make_engine, make_sessionmaker
-from inference.celery_app import make_celery
 from sojourn.bootstrap import ensure_runnable_models, start_worker, stop_worker
+from sojourn.celery_app import make_celery
 from sojourn.prompt import PromptRules, parse_prompt
 from sojourn.queue import CeleryJobQueue
-from sojourn.services import jobs as job_service
 from sojourn.services.results import wait_for_jobs
+from sojourn.services.submission import submit_prompt
 from sojourn.settings import Settings
 
 PROMPT = "a lighthouse in a storm --ar 16:9 --seed {seed}"
@@ -91,9 +91,7 @@ def report(label: str, probes: Probes, wall: float) -> None:
 async def submit(sessions, settings, queue, count: int, offset: int) -> list[uuid.UUID]:  # type: ignore[no-untyped-def]
     ids: list[uuid.UUID] = []
     for i in range(count):
-        jobs = await job_service.submit_prompt(
-            sessions, settings, queue, user_id=1, text=PROMPT.format(seed=offset + i)
-        )
+        jobs = await submit_prompt(sessions, settings, queue, user_id=1, text=PROMPT.format(seed=offset + i))
         ids += [job.id for job in jobs]
     return ids
 
@@ -125,6 +123,7 @@ async def in_thread(settings: Settings) -> None:
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     runner = JobRunner(settings, "bench-thread")
+    runner.load_models()
     warm = await submit(sessions, settings, NotSent(), 1, 300)
     await asyncio.to_thread(runner.run, warm[0])
     probes = Probes(sessions, settings)

@@ -1,6 +1,6 @@
 """GPU throughput of a full-size SDXL job through the worker's own code path.
 
-Measures the wall time of `inference.pipelines.render_grid_images` for a 4-image 1024×1024 grid at 30
+Measures the wall time of `inference.render.render_job_images` for a 4-image 1024×1024 grid at 30
 steps (SDXL base 1.0 + refiner 1.0 + the fp16-fix VAE), loaded by `ModelRegistry` as the worker loads them.
 The models are the real architectures, built from their public configs (written out below) with random
 weights: the speed of a forward pass does not depend on the values of the weights. They are saved once with
@@ -224,14 +224,14 @@ def make_pipelines(models: dict[str, torch.nn.Module]) -> tuple[Any, Any]:
     """The base and refiner pipelines, wired as the public repositories are (refiner: bigG only)."""
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
 
-    from inference.tiny_models import _tokenizer  # the project's offline byte-level CLIP tokenizer
+    from inference.tiny_models import byte_level_tokenizer  # the project's offline CLIP tokenizer
 
-    tokenizer_2 = _tokenizer(pad_token="!")  # SDXL's tokenizer_2 pads with "!"
+    tokenizer_2 = byte_level_tokenizer(pad_token="!")  # SDXL's tokenizer_2 pads with "!"
     base = StableDiffusionXLPipeline(
         vae=models["vae"],
         text_encoder=models["text_encoder"],
         text_encoder_2=models["text_encoder_2"],
-        tokenizer=_tokenizer(),
+        tokenizer=byte_level_tokenizer(),
         tokenizer_2=tokenizer_2,
         unet=models["unet"],
         scheduler=EulerDiscreteScheduler.from_config(SCHEDULER),
@@ -327,12 +327,14 @@ def check() -> int:
     print(f"{'total (one copy of each)':<32}{total:>16,}")
     print(f"configs digest {configs_digest()}")
 
-    from inference.pipelines import ModelRegistry, render_grid_images, resolve_device, resolve_dtype
+    from inference.devices import resolve_device, resolve_dtype
+    from inference.models import ModelRegistry
+    from inference.render import render_job_images
 
     wanted = ["registry", "spec", "on_progress", "is_cancelled", "preview_every"]
-    params = list(inspect.signature(render_grid_images).parameters)
+    params = list(inspect.signature(render_job_images).parameters)
     if params[: len(wanted)] != wanted:
-        print(f"render_grid_images takes {params}, expected {wanted}")
+        print(f"render_job_images takes {params}, expected {wanted}")
         failed = True
     used = ("preload", "base", "refiner", "load_count")
     missing = [name for name in used if not hasattr(ModelRegistry, name)]
@@ -341,7 +343,7 @@ def check() -> int:
         failed = True
     print(
         f"worker path: {ModelRegistry.__module__}.{ModelRegistry.__name__}, "
-        f"render_grid_images{tuple(params)}, "
+        f"render_job_images{tuple(params)}, "
         f"resolve_device('cpu') = {resolve_device('cpu')}, "
         f"resolve_dtype('float16', …) = {resolve_dtype('float16', resolve_device('cpu'))}"
     )
@@ -379,7 +381,9 @@ def bench(args: argparse.Namespace) -> int:
     import diffusers
     import transformers
 
-    from inference.pipelines import ModelRegistry, render_grid_images, resolve_device, resolve_dtype
+    from inference.devices import resolve_device, resolve_dtype
+    from inference.models import ModelRegistry
+    from inference.render import render_job_images
     from sojourn.spec import JobSpec, PromptPart
 
     diffusers.utils.logging.disable_progress_bar()
@@ -398,7 +402,7 @@ def bench(args: argparse.Namespace) -> int:
     )
 
     def job() -> list[Any]:
-        return render_grid_images(registry, spec, on_progress=None, is_cancelled=None, preview_every=5)
+        return render_job_images(registry, spec, on_progress=None, is_cancelled=None, preview_every=5)
 
     with timed() as first:
         images = job()

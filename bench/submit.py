@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import itertools
 import os
 import statistics
@@ -20,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from db.migrate import upgrade_async
 from db.session import make_engine, make_sessionmaker
-from inference.celery_app import make_celery
+from sojourn.celery_app import make_celery
 from sojourn.prompt import PromptRules
 from sojourn.queue import CeleryJobQueue
-from sojourn.services import jobs as job_service
+from sojourn.services.submission import submit_prompt
 from sojourn.settings import Settings
 from tests.conftest import create_database
 
@@ -59,13 +58,10 @@ async def main() -> None:
     queue = CeleryJobQueue(make_celery(settings))
     rules = PromptRules.from_settings(settings)
     users = itertools.count(1)
-    today = dt.date.today()
 
     async def one() -> float:
         started = time.perf_counter()
-        await job_service.submit_prompt(
-            sessions, settings, queue, user_id=next(users), text=PROMPT, rules=rules, today=today
-        )
+        await submit_prompt(sessions, settings, queue, user_id=next(users), text=PROMPT, rules=rules)
         return time.perf_counter() - started
 
     for _ in range(20):  # warm connections, caches and the Celery producer pool

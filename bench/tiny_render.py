@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from inference.pipelines import ModelRegistry, render_grid_images
+from inference.models import ModelRegistry
+from inference.render import render_job_images
 from sojourn.bootstrap import ensure_runnable_models
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec, PromptPart
@@ -35,12 +36,12 @@ def main() -> None:
     models = ensure_runnable_models(Settings(data_dir=Path(".sojourn"))).models
     registry = ModelRegistry(models, "cpu")
     spec = JobSpec(prompt=(PromptPart(text="a lighthouse in a storm"),), seed=7, width=width, height=height)
-    render_grid_images(registry, spec)  # warm-up: loads the models
+    render_job_images(registry, spec)  # warm-up: loads the models
     loads = dict(registry.load_counts)
     times = []
     for _ in range(args.runs):
         started = time.perf_counter()
-        render_grid_images(registry, spec)
+        render_job_images(registry, spec)
         times.append(time.perf_counter() - started)
     print(f"4 images {width}x{height}, {spec.steps} steps, torch threads {torch.get_num_threads()}")
     print("runs (s):", " ".join(f"{t:.2f}" for t in times), f"  median {statistics.median(times):.2f} s")

@@ -26,9 +26,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from inference.derived import render_job_images
-from inference.pipelines import ModelRegistry
+from inference.models import ModelRegistry
+from inference.render import render_job_images
 from inference.tiny_models import make_tiny_models
+from sojourn.actions import Render
 from sojourn.spec import JobSpec, PromptPart, SourceImage
 
 MiB = 1024 * 1024
@@ -76,7 +77,7 @@ def main() -> None:
         derived = {
             "upscale": grid.model_copy(
                 update={
-                    "action": "upscale",
+                    "action": Render.UPSCALE,
                     "source": link,
                     "width": 2048,
                     "height": 2048,
@@ -86,14 +87,14 @@ def main() -> None:
                 }
             ),
             "vary_subtle": grid.model_copy(
-                update={"action": "vary_subtle", "source": link, "strength": 0.35, "seed": 100}
+                update={"action": Render.VARY_SUBTLE, "source": link, "strength": 0.35, "seed": 100}
             ),
             "zoom_out": grid.model_copy(
-                update={"action": "zoom_out", "source": link, "zoom": 2.0, "strength": 1.0, "seed": 200}
+                update={"action": Render.ZOOM_OUT, "source": link, "zoom": 2.0, "strength": 1.0, "seed": 200}
             ),
             "vary_strong": grid.model_copy(
                 update={
-                    "action": "vary_strong",
+                    "action": Render.VARY_STRONG,
                     "source": link,
                     "strength": 0.3,
                     "noise_level": 100,

@@ -26,7 +26,7 @@ from db.session import make_engine, make_sessionmaker
 from inference.runner import JobRunner
 from sojourn.bootstrap import ensure_runnable_models
 from sojourn.services import credits
-from sojourn.services import jobs as job_service
+from sojourn.services.submission import submit_prompt
 from sojourn.settings import Settings
 
 
@@ -43,9 +43,7 @@ async def prepare(settings: Settings, count: int, prompt: str) -> list[uuid.UUID
         await credits.grant(session, 1, 10_000, key=f"bench:{uuid.uuid4()}")
     ids: list[uuid.UUID] = []
     for i in range(count):
-        jobs = await job_service.submit_prompt(
-            sessions, settings, NotSent(), user_id=1, text=prompt.format(seed=i)
-        )
+        jobs = await submit_prompt(sessions, settings, NotSent(), user_id=1, text=prompt.format(seed=i))
         ids += [job.id for job in jobs]
     await engine.dispose()
     return ids
@@ -69,7 +67,8 @@ def main() -> None:
         ids = asyncio.run(prepare(settings, args.jobs + 1, args.prompt))
 
         runner = JobRunner(settings, "bench-worker")
-        runner.run(ids[0])  # loads the models
+        runner.load_models()  # as a worker process does when it starts
+        runner.run(ids[0])  # warm-up
         loads_after_warmup = dict(runner.registry.load_counts)
         shares, totals, pipelines = [], [], []
         phases: dict[str, list[float]] = {"progress": [], "store": [], "finish": []}

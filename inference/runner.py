@@ -1,8 +1,8 @@
 """Runs one job inside a worker process: claim, render, store, settle — or fail and refund.
 
 Everything here is per process and built once: settings, the database engine (on a private
-event loop, since Celery tasks are synchronous), storage, the event publisher and the
-model registry, whose pipelines load lazily on the first job and stay loaded.
+event loop, since Celery tasks are synchronous), storage, the event publisher and the model
+registry, whose pipelines `load_models` loads when the process starts (see `inference.tasks`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
+from PIL import Image
 
 from db.models import Job, JobStatus
 from db.session import make_engine, make_sessionmaker
+from inference.errors import GpuOutOfMemory, JobCancelled
+from inference.models import ModelRegistry
+from inference.render import render_job_images
 from sojourn.events import JobEvent, make_publisher
 from sojourn.imaging import encode_png, render_grid
-from sojourn.services import lifecycle as job_service
+from sojourn.services import lifecycle
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec
 from sojourn.storage import LocalStorage, grid_key, image_key
@@ -46,19 +50,15 @@ class JobRunner:
         self.storage = LocalStorage(settings.resolved_storage_dir)
         self.publisher = make_publisher(settings.redis_url)
         self._encoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="png")
-        self._registry: Any = None
+        self.registry = ModelRegistry(settings.models, settings.device, settings.dtype)
         self.timings: dict[str, float] = {}  # last job's phases, for the overhead benchmark
 
-    @property
-    def registry(self) -> Any:
-        if self._registry is None:
-            from inference.pipelines import ModelRegistry, resolve_device, resolve_dtype
-
-            device = resolve_device(self.settings.device)
-            self._registry = ModelRegistry(
-                self.settings.models, device, resolve_dtype(self.settings.dtype, device)
-            )
-        return self._registry
+    def load_models(self) -> None:
+        """Load what a text-to-image job needs (Stable unCLIP waits for the first Vary (Strong))."""
+        started = time.perf_counter()
+        self.registry.preload()
+        self.timings["load"] = time.perf_counter() - started
+        log.info("models loaded on %s in %.1f s", self.registry.device, self.timings["load"])
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self._loop.run_until_complete(coroutine)
@@ -78,38 +78,33 @@ class JobRunner:
         except SoftTimeLimitExceeded:
             self._fail(job_id, TIMED_OUT)
             status = JobStatus.FAILED
-        except Exception as error:
-            from inference.errors import GpuOutOfMemory, JobCancelled
-
-            if isinstance(error, JobCancelled):
-                status = JobStatus.CANCELLED
-                self.publisher.publish(JobEvent(job_id=str(job_id), kind="cancelled"))
-            elif isinstance(error, GpuOutOfMemory):
-                self._fail(job_id, f"{error.message}; your credits were refunded")
-                status = JobStatus.FAILED
-            else:
-                log.exception("job %s failed", job_id)
-                self._fail(job_id, INTERNAL_ERROR)
-                status = JobStatus.FAILED
+        except JobCancelled:
+            status = JobStatus.CANCELLED
+            self.publisher.publish(JobEvent(job_id=str(job_id), kind="cancelled"))
+        except GpuOutOfMemory as error:
+            self._fail(job_id, f"{error.message}; your credits were refunded")
+            status = JobStatus.FAILED
+        except Exception:
+            log.exception("job %s failed", job_id)
+            self._fail(job_id, INTERNAL_ERROR)
+            status = JobStatus.FAILED
         self.timings["total"] = time.perf_counter() - started
         return status
 
     async def _claim(self, job_id: uuid.UUID) -> Job | None:
-        stale_after = dt.timedelta(seconds=120)
+        stale_after = dt.timedelta(seconds=self.settings.recovery.takeover_after)
         async with self.sessions.begin() as session:
-            return await job_service.claim_job(session, job_id, self.worker_node, stale_after=stale_after)
+            return await lifecycle.claim_job(session, job_id, self.worker_node, stale_after=stale_after)
 
     def _fail(self, job_id: uuid.UUID, message: str) -> None:
         async def fail() -> bool:
             async with self.sessions.begin() as session:
-                return await job_service.fail_job(session, job_id, message)
+                return await lifecycle.fail_job(session, job_id, message)
 
         if self._run(fail()):
             self.publisher.publish(JobEvent(job_id=str(job_id), kind="failed", error=message))
 
     def _render_and_store(self, job: Job) -> JobStatus:
-        from inference.derived import render_job_images
-
         spec = JobSpec.model_validate(job.spec)
         init_image = self._image_prompt(spec)
         source_image = self._source_image(spec)
@@ -136,34 +131,32 @@ class JobRunner:
         self.timings["finish"] = time.perf_counter() - finish_started
         return status
 
-    def _image_prompt(self, spec: JobSpec) -> Any:
+    def _image_prompt(self, spec: JobSpec) -> Image.Image | None:
         """The job's image prompt from storage, decoded (the bot validated it before submitting)."""
         if spec.image_key is None:
             return None
         return self._load_image(spec.image_key)
 
-    def _source_image(self, spec: JobSpec) -> Any:
+    def _source_image(self, spec: JobSpec) -> Image.Image | None:
         """A derived job's source (the full-resolution PNG its button was under), decoded."""
         if spec.source is None:
             return None
         return self._load_image(spec.source.key)
 
-    def _load_image(self, key: str) -> Any:
-        from PIL import Image
-
+    def _load_image(self, key: str) -> Image.Image:
         with Image.open(io.BytesIO(self.storage.get(key))) as image:
             return image.convert("RGB")
 
-    def _store(self, job: Job, spec: JobSpec, images: list[Any]) -> list[job_service.StoredImage]:
+    def _store(self, job: Job, spec: JobSpec, images: list[Image.Image]) -> list[lifecycle.StoredImage]:
         seeds = spec.image_seeds()
         metadata = {"job_id": str(job.id), "spec": job.spec}
 
-        def save(index: int, image: Any, key: str, seed: int | None) -> job_service.StoredImage:
+        def save(index: int, image: Image.Image, key: str, seed: int | None) -> lifecycle.StoredImage:
             data = encode_png(
                 image, parameters=job.prompt, metadata={**metadata, "index": index, "seed": seed}
             )
             self.storage.put(key, data)
-            return job_service.StoredImage(
+            return lifecycle.StoredImage(
                 index=index,
                 seed=seed if seed is not None else seeds[0],
                 width=image.width,
@@ -171,16 +164,18 @@ class JobRunner:
                 storage_key=key,
             )
 
-        tasks = [(i + 1, image, image_key(job.id, i + 1), seeds[i]) for i, image in enumerate(images)]
+        tasks: list[tuple[int, Image.Image, str, int | None]] = [
+            (i + 1, image, image_key(job.id, i + 1), seeds[i]) for i, image in enumerate(images)
+        ]
         if spec.images > 1:  # a single image (an upscale) is shown as it is, with no grid
             tasks.append((0, render_grid(images), grid_key(job.id), None))
         # zlib releases the GIL: the five PNGs encode in parallel.
         return list(self._encoder.map(lambda task: save(*task), tasks))
 
-    def _finish(self, job_id: uuid.UUID, stored: list[job_service.StoredImage]) -> JobStatus:
+    def _finish(self, job_id: uuid.UUID, stored: list[lifecycle.StoredImage]) -> JobStatus:
         async def complete() -> bool:
             async with self.sessions.begin() as session:
-                return await job_service.complete_job(session, job_id, self.worker_node, stored)
+                return await lifecycle.complete_job(session, job_id, self.worker_node, stored)
 
         if self._run(complete()):
             self.publisher.publish(JobEvent(job_id=str(job_id), kind="succeeded", percent=100))
@@ -215,9 +210,7 @@ class _ProgressReporter:
 
         async def write() -> JobStatus | None:
             async with self.runner.sessions.begin() as session:
-                return await job_service.record_progress(
-                    session, self.job_id, self.runner.worker_node, percent
-                )
+                return await lifecycle.record_progress(session, self.job_id, self.runner.worker_node, percent)
 
         status = self.runner._run(write())
         if status != JobStatus.RUNNING:
@@ -225,14 +218,3 @@ class _ProgressReporter:
 
     def is_cancelled(self) -> bool:
         return self._cancelled
-
-
-_runner: JobRunner | None = None
-
-
-def get_runner(worker_node: str) -> JobRunner:
-    """The process's runner, built on first use (after fork, never in the parent)."""
-    global _runner
-    if _runner is None:
-        _runner = JobRunner(Settings(), worker_node)
-    return _runner

@@ -1,71 +1,86 @@
-"""Celery tasks: thin, they take a job id and hand it to the runner."""
+"""Celery tasks and the worker's life: thin tasks that hand a job id to the process's runner.
+
+Each pool process builds its `JobRunner` and loads the models when it starts, as cog's `setup()`
+does, so no job's time limit pays for the load: `worker_process_init` runs before the process
+reports up, and it starts no task before that. On Celery's event loop (a Redis broker) the pool
+kills a process that is not up within `worker_proc_alive_timeout`, 4 s by default (it already
+takes longer to import torch), so `sojourn.celery_app.make_celery` raises that timeout
+deliberately. Loading on a thread after start-up instead would keep the 4 s check, but the first
+job, often queued before the worker started, would then wait for the load inside its time limit.
+
+The worker's main process runs the cluster's recovery sweep (`inference.recovery`).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import uuid
+from typing import TYPE_CHECKING, Any
 
-from celery import shared_task
-from celery.signals import worker_ready, worker_shutdown
+from celery import Task, shared_task
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from sojourn.queue import RENDER_TASK
 
+if TYPE_CHECKING:
+    from inference.recovery import SweeperThread
+    from inference.runner import JobRunner
+
 log = logging.getLogger(__name__)
-RECOVERY_INTERVAL_SECONDS = 60.0
-_stop_recovery = threading.Event()
 
 
-@shared_task(name=RENDER_TASK, bind=True)
-def render_job(self, job_id: str) -> str | None:  # type: ignore[no-untyped-def]
-    from inference.runner import get_runner
+class RenderTask(Task):
+    """The render task's class; one instance per process, holding that process's runner."""
 
-    status = get_runner(self.request.hostname or "worker").run(uuid.UUID(job_id))
+    _runner: JobRunner | None = None
+
+    def start_process(self, worker_node: str) -> JobRunner:
+        """Build this process's runner and load its models (also the fallback for a pool that sends
+        no `worker_process_init`). A failed load is logged; each job then tries again, and fails."""
+        from inference.runner import JobRunner
+        from sojourn.settings import Settings
+
+        self._runner = runner = JobRunner(Settings(), worker_node)
+        try:
+            runner.load_models()
+        except Exception:
+            log.exception("the models did not load; every job will try again (and fail)")
+        return runner
+
+    def runner(self) -> JobRunner:
+        return self._runner or self.start_process(self.request.hostname or "worker")
+
+
+@shared_task(name=RENDER_TASK, bind=True, base=RenderTask)
+def render_job(self: RenderTask, job_id: str) -> str | None:
+    status = self.runner().run(uuid.UUID(job_id))
     return status.value if status else None
 
 
-def recover_stranded_jobs() -> list[uuid.UUID]:
-    """Resend jobs whose message never left or whose worker vanished (see `recover_jobs`)."""
-    from db.session import make_engine, make_sessionmaker
-    from sojourn.celery_app import make_celery
-    from sojourn.queue import CeleryJobQueue
-    from sojourn.services.recovery import recover_jobs
-    from sojourn.settings import Settings
-
-    settings = Settings()
-
-    async def recover() -> list[uuid.UUID]:
-        engine = make_engine(settings.resolved_database_url, pool_size=1)
-        try:
-            return await recover_jobs(
-                make_sessionmaker(engine), CeleryJobQueue(make_celery(settings)), settings
-            )
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(recover())
+@worker_process_init.connect
+def start_render_process(sender: str | None = None, **_kwargs: Any) -> None:
+    render_job.start_process(sender or "worker")
 
 
-def _recovery_loop() -> None:
-    # At start-up, then every minute: a job whose message was acked by a killed process (hard
-    # time limit) or lost with a broker must not wait for the next worker restart.
-    while not _stop_recovery.is_set():
-        try:
-            resent = recover_stranded_jobs()
-            if resent:
-                log.info("resent %d stranded jobs", len(resent))
-        except Exception:
-            log.exception("job recovery failed; retrying in %.0f s", RECOVERY_INTERVAL_SECONDS)
-        _stop_recovery.wait(RECOVERY_INTERVAL_SECONDS)
+_sweeper: SweeperThread | None = None  # the main process's, from `worker_ready` to `worker_shutdown`
 
 
 @worker_ready.connect
-def start_recovery(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
-    _stop_recovery.clear()
-    threading.Thread(target=_recovery_loop, name="sojourn-recovery", daemon=True).start()
+def start_recovery(sender: Any = None, **_kwargs: Any) -> None:
+    from inference.recovery import RecoverySweeper, SweeperThread
+    from sojourn.celery_app import make_celery
+    from sojourn.queue import CeleryJobQueue
+    from sojourn.settings import Settings
+
+    global _sweeper
+    settings = Settings()
+    _sweeper = SweeperThread(RecoverySweeper(settings, CeleryJobQueue(make_celery(settings))))
+    _sweeper.start()
 
 
 @worker_shutdown.connect
-def stop_recovery(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
-    _stop_recovery.set()
+def stop_recovery(sender: Any = None, **_kwargs: Any) -> None:
+    global _sweeper
+    if _sweeper is not None:
+        _sweeper.stop()
+        _sweeper = None

@@ -15,17 +15,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DDIMScheduler,
-    DDPMScheduler,
-    EulerDiscreteScheduler,
-    StableDiffusionXLImg2ImgPipeline,
-    StableDiffusionXLPipeline,
-    StableUnCLIPImg2ImgPipeline,
-    UNet2DConditionModel,
-)
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from diffusers.pipelines.stable_diffusion.pipeline_stable_unclip_img2img import StableUnCLIPImg2ImgPipeline
 from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
+from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import StableDiffusionXLPipeline
+from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl_img2img import (
+    StableDiffusionXLImg2ImgPipeline,
+)
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+from diffusers.schedulers.scheduling_euler_discrete import EulerDiscreteScheduler
 from transformers import (
     CLIPImageProcessor,
     CLIPTextConfig,
@@ -73,7 +73,7 @@ def make_tiny_models(out_dir: Path) -> ModelPaths:
         unclip=str(out_dir / "unclip"),
         vae=str(out_dir / "vae"),
     )
-    base = _build_sdxl_base()
+    base = build_sdxl_base()
     base.save_pretrained(paths.base)
     _build_sdxl_refiner(text_encoder_2=base.text_encoder_2, tokenizer_2=base.tokenizer_2).save_pretrained(
         paths.refiner
@@ -126,7 +126,8 @@ def _write_vocab_and_merges(folder: Path) -> None:
     (folder / "tokenizer.json").unlink(missing_ok=True)
 
 
-def _tokenizer(pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
+def byte_level_tokenizer(pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
+    """A CLIP tokenizer over single bytes (no merges): any text, offline."""
     return CLIPTokenizer(
         vocab=byte_level_vocab(), merges=[], pad_token=pad_token, model_max_length=MAX_TOKENS
     )
@@ -198,7 +199,8 @@ def _sdxl_scheduler() -> EulerDiscreteScheduler:
     )
 
 
-def _build_sdxl_base() -> StableDiffusionXLPipeline:
+def build_sdxl_base() -> StableDiffusionXLPipeline:
+    """The tiny SDXL base, in memory; the same weights every time (seeded)."""
     with _seeded(0):
         text_encoder = CLIPTextModel(_text_config(TEXT_HIDDEN_1, TEXT_HIDDEN_1, "quick_gelu")).eval()
     with _seeded(1):
@@ -220,10 +222,10 @@ def _build_sdxl_base() -> StableDiffusionXLPipeline:
         vae=vae,
         text_encoder=text_encoder,
         text_encoder_2=text_encoder_2,
-        tokenizer=_tokenizer(),
-        tokenizer_2=_tokenizer(pad_token="!"),  # as in the real SDXL tokenizer_2
+        tokenizer=byte_level_tokenizer(),
+        tokenizer_2=byte_level_tokenizer(pad_token="!"),  # as in the real SDXL tokenizer_2
         unet=unet,
-        scheduler=_sdxl_scheduler(),
+        scheduler=_sdxl_scheduler(),  # type: ignore[arg-type]  # annotated as the enum of scheduler names
         force_zeros_for_empty_prompt=True,
         add_watermarker=False,
     )
@@ -245,12 +247,13 @@ def _build_sdxl_refiner(
         vae = _build_vae(scaling_factor=SDXL_VAE_SCALING, force_upcast=True)
     return StableDiffusionXLImg2ImgPipeline(
         vae=vae,
-        text_encoder=None,
+        # The refiner has no first text encoder; diffusers' annotations do not allow for that.
+        text_encoder=None,  # type: ignore[arg-type]
         text_encoder_2=text_encoder_2,
-        tokenizer=None,
+        tokenizer=None,  # type: ignore[arg-type]
         tokenizer_2=tokenizer_2,
         unet=unet,
-        scheduler=_sdxl_scheduler(),
+        scheduler=_sdxl_scheduler(),  # type: ignore[arg-type]  # annotated as the enum of scheduler names
         requires_aesthetics_score=True,
         force_zeros_for_empty_prompt=False,
         add_watermarker=False,
@@ -291,7 +294,7 @@ def _build_unclip() -> StableUnCLIPImg2ImgPipeline:
         image_encoder=image_encoder,
         image_normalizer=StableUnCLIPImageNormalizer(embedding_dim=UNCLIP_EMBED_DIM),
         image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
-        tokenizer=_tokenizer(pad_token="!"),
+        tokenizer=byte_level_tokenizer(pad_token="!"),
         text_encoder=text_encoder,
         unet=unet,
         scheduler=DDIMScheduler(

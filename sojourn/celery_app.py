@@ -45,6 +45,9 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,  # a killed worker process puts the message back
         worker_prefetch_multiplier=1,  # never hold a second long job hostage
         worker_concurrency=1,  # one job at a time per GPU process (pipelines share state)
+        # Pool processes load the models in `worker_process_init` (inference.tasks) before they report
+        # up; Celery's default of 4 s kills each one mid-load, over and over, on a Redis broker.
+        worker_proc_alive_timeout=600,
         task_soft_time_limit=settings.task_soft_time_limit,
         task_time_limit=settings.task_time_limit,
         task_ignore_result=True,  # results live in the database

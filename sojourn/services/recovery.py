@@ -1,6 +1,6 @@
 """The recovery sweep: resend jobs whose message never left or whose worker vanished.
 
-One sweep runs for the whole cluster at a time (see `inference.tasks`); its thresholds are
+One sweep runs for the whole cluster at a time (see `inference.recovery`); its thresholds are
 `Settings.recovery`.
 """
 

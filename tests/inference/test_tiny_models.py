@@ -93,7 +93,7 @@ def test_tokenizers_are_stored_like_real_clip_checkpoints(paths: ModelPaths) -> 
 
 def test_weights_are_seeded_and_leave_the_global_rng_alone(paths: ModelPaths) -> None:
     torch.manual_seed(5)
-    rebuilt = tiny_models._build_sdxl_base().unet.state_dict()
+    rebuilt = tiny_models.build_sdxl_base().unet.state_dict()
     after_build = torch.rand(3)
     torch.manual_seed(5)
     assert torch.equal(torch.rand(3), after_build)

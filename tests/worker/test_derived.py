@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from PIL import Image as PILImage
 
-from db.models import Job, JobKind, JobStatus, LedgerKind
-from inference.celery_app import make_celery
-from sojourn.prompt import to_canonical
+from db.models import Job, JobStatus, LedgerKind
+from sojourn.actions import UPSCALE, VARY_SUBTLE, ButtonAction
+from sojourn.celery_app import make_celery
 from sojourn.queue import CeleryJobQueue
-from sojourn.services import jobs as job_service
+from sojourn.services.submission import Origin, enqueue_jobs, hold_and_insert, new_job
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec, SourceImage
 from tests.conftest import running_worker, worker_settings
 from tests.worker.test_worker import images_of, ledger_kinds, submit, wait_for
-
-TODAY = dt.date(2026, 11, 21)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +40,7 @@ async def parent(sessions, settings, worker) -> Job:  # type: ignore[no-untyped-
     return done
 
 
-async def submit_derived(sessions, settings, parent: Job, kind: JobKind, **update: object) -> Job:  # type: ignore[no-untyped-def]
+async def submit_derived(sessions, settings, parent: Job, action: ButtonAction, **update: object) -> Job:  # type: ignore[no-untyped-def]
     """Insert and enqueue a derived job from image 2 of `parent`, as a button press would."""
     image = next(i for i in await images_of(sessions, parent.id) if i.index == 2)
     source = SourceImage(
@@ -55,21 +51,22 @@ async def submit_derived(sessions, settings, parent: Job, kind: JobKind, **updat
         height=image.height,
         seed=image.seed,
     )
-    spec = JobSpec.model_validate(parent.spec).model_copy(update={"source": source, "repeat": 1, **update})
-    job = Job(
-        id=uuid.uuid4(),
-        user_id=parent.user_id,
-        kind=kind,
+    fields = {"source": source, "repeat": 1, "action": action.render, **update}
+    spec = JobSpec.model_validate(parent.spec).model_copy(update=fields)
+    assert action.kind is not None
+    job = new_job(
+        parent.user_id,
+        action.kind,
+        spec,
+        2,
+        Origin(),
         parent_job_id=parent.id,
         parent_image_index=2,
-        prompt=to_canonical(spec),
-        spec=spec.model_dump(mode="json"),
-        status=JobStatus.QUEUED,
-        cost=2,
+        action=action.code,
     )
     async with sessions.begin() as session:
-        await job_service.hold_and_insert(session, settings, parent.user_id, [job], TODAY)
-    await job_service.enqueue_jobs(sessions, CeleryJobQueue(make_celery(settings)), [job])
+        await hold_and_insert(session, settings, parent.user_id, [job])
+    await enqueue_jobs(sessions, CeleryJobQueue(make_celery(settings)), [job])
     return job
 
 
@@ -79,8 +76,7 @@ async def test_an_upscale_stores_one_image_at_twice_the_size(sessions, settings,
         sessions,
         settings,
         parent,
-        JobKind.UPSCALE,
-        action="upscale",
+        UPSCALE,
         width=source.width * 2,
         height=source.height * 2,
         images=1,
@@ -100,9 +96,7 @@ async def test_an_upscale_stores_one_image_at_twice_the_size(sessions, settings,
 
 
 async def test_a_subtle_variation_stores_four_images_and_a_grid(sessions, settings, parent) -> None:  # type: ignore[no-untyped-def]
-    job = await submit_derived(
-        sessions, settings, parent, JobKind.VARIATION, action="vary_subtle", strength=0.35, seed=100
-    )
+    job = await submit_derived(sessions, settings, parent, VARY_SUBTLE, strength=0.35, seed=100)
     done = await wait_for(sessions, job.id)
     assert done.status == JobStatus.SUCCEEDED, done.error
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import io
 import json
+import os
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -20,14 +21,15 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 
 from db.models import Image, Job, JobStatus, LedgerEntry, LedgerKind
-from inference.celery_app import RENDER_TASK, make_celery
+from sojourn.celery_app import make_celery
+from sojourn.clock import utcnow
 from sojourn.events import CHANNEL, JobEvent, decode_event
-from sojourn.queue import CeleryJobQueue
-from sojourn.services import jobs as job_service
+from sojourn.queue import RENDER_TASK, CeleryJobQueue
+from sojourn.services.lifecycle import cancel_job
+from sojourn.services.submission import submit_prompt
 from sojourn.settings import Settings
 from tests.conftest import running_worker, worker_settings
 
-TODAY = dt.date(2026, 11, 21)
 JOB_TIMEOUT = 120.0
 
 
@@ -36,6 +38,49 @@ class NotSent:
 
     async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
         return None
+
+
+class HeldImagePrompt:
+    """An image prompt that the worker cannot read until the test lets it: a named pipe in storage.
+
+    The runner reads a job's image prompt right after claiming it, so a job whose image prompt is
+    this pipe is RUNNING and stays so, short of its first denoising step, until `release` writes
+    the picture. That is a worker held mid-job for as long as a test needs, without a race.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.key = f"prompts/held-{uuid.uuid4().hex}.png"
+        self.path = settings.resolved_storage_dir / self.key
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(self.path)
+
+    async def attach(self, sessions, job: Job) -> None:  # type: ignore[no-untyped-def]
+        """Make this pipe `job`'s image prompt (as the bot does with a stored upload)."""
+        async with sessions.begin() as session:
+            row = await session.get(Job, job.id)
+            row.spec = {**row.spec, "image_key": self.key, "image_weight": 1.0}  # type: ignore[union-attr]
+
+    async def release(self) -> None:
+        """Hand the picture to the worker reading the pipe (waiting for one to open it)."""
+        buffer = io.BytesIO()
+        PILImage.new("RGB", (64, 64), (200, 120, 40)).save(buffer, format="PNG")
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while True:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)  # fails while nobody reads
+            except OSError as error:
+                if error.errno != errno.ENXIO:
+                    raise
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no worker process read the held image prompt in {JOB_TIMEOUT:.0f} s")
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                assert os.write(fd, buffer.getvalue()) == len(buffer.getvalue())  # fits the pipe's buffer
+            finally:
+                os.close(fd)
+            self.path.unlink()
+            return
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +103,7 @@ def worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
 async def submit(sessions, settings, text: str, queue=None) -> Job:  # type: ignore[no-untyped-def]
     queue = queue or CeleryJobQueue(make_celery(settings))
     user_id = int(uuid.uuid4().int % 10**12)
-    jobs = await job_service.submit_prompt(sessions, settings, queue, user_id=user_id, text=text, today=TODAY)
+    jobs = await submit_prompt(sessions, settings, queue, user_id=user_id, text=text)
     return jobs[0]
 
 
@@ -114,6 +159,7 @@ async def test_progress_events_reach_100_with_previews(sessions, settings, worke
     events: list[JobEvent] = []
     pubsub = redis.Redis.from_url(settings.redis_url).pubsub()
     pubsub.subscribe(CHANNEL)
+    assert pubsub.get_message(timeout=10)["type"] == "subscribe"  # listening before the job exists
     stop = threading.Event()
 
     def listen() -> None:
@@ -126,7 +172,11 @@ async def test_progress_events_reach_100_with_previews(sessions, settings, worke
     listener.start()
     job = await submit(sessions, settings, "a red fox --seed 11")
     await wait_for(sessions, job.id)
-    await asyncio.sleep(0.3)
+    # The event follows the database's commit: wait for it rather than for a guessed delay.
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while not any(e.job_id == str(job.id) and e.kind == "succeeded" for e in list(events)):
+        assert time.monotonic() < deadline, "no succeeded event"
+        await asyncio.sleep(0.05)
     stop.set()
     listener.join()
     mine = [e for e in events if e.job_id == str(job.id)]
@@ -155,7 +205,7 @@ async def test_a_half_run_job_is_redone_cleanly(sessions, settings, celery_app, 
     async with sessions.begin() as session:  # as a worker that died mid-job would leave it
         stuck = await session.get(Job, job.id)
         stuck.status, stuck.worker_id, stuck.attempts = JobStatus.RUNNING, "gone@elsewhere", 1  # type: ignore[union-attr]
-        stuck.heartbeat_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # type: ignore[union-attr]
+        stuck.heartbeat_at = utcnow() - dt.timedelta(hours=1)  # type: ignore[union-attr]
         session.add(Image(job_id=job.id, index=1, seed=0, width=1, height=1, storage_key="jobs/partial.png"))
     celery_app.send_task(RENDER_TASK, args=[str(job.id)], queue="fast")
     done = await wait_for(sessions, job.id)
@@ -203,11 +253,17 @@ async def test_running_out_of_memory_fails_cleanly_and_the_worker_recovers(  # t
     assert (await wait_for(sessions, after.id)).status == JobStatus.SUCCEEDED
 
 
-async def test_cancelling_a_running_job_interrupts_it_and_refunds(sessions, settings, worker) -> None:  # type: ignore[no-untyped-def]
-    job = await submit(sessions, settings, "a very slow cathedral --q 2 --seed 12")
-    await wait_for(sessions, job.id, statuses=(JobStatus.RUNNING,))
+async def test_cancelling_a_running_job_interrupts_it_and_refunds(  # type: ignore[no-untyped-def]
+    sessions, settings, celery_app, worker
+) -> None:
+    held = HeldImagePrompt(settings)
+    job = await submit(sessions, settings, "a very slow cathedral --seed 12", queue=NotSent())
+    await held.attach(sessions, job)
+    celery_app.send_task(RENDER_TASK, args=[str(job.id)], queue="fast")
+    await wait_for(sessions, job.id, statuses=(JobStatus.RUNNING,))  # and held there: it cannot finish
     async with sessions.begin() as session:
-        assert await job_service.cancel_job(session, job.id)
+        assert await cancel_job(session, job.id)
+    await held.release()  # the worker renders, and stops at its first step's progress write
     cancelled = await wait_for(sessions, job.id)
     assert cancelled.status == JobStatus.CANCELLED
     assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.REFUND]
@@ -215,19 +271,22 @@ async def test_cancelling_a_running_job_interrupts_it_and_refunds(sessions, sett
     done = await wait_for(sessions, after.id)
     assert done.status == JobStatus.SUCCEEDED
     assert await images_of(sessions, job.id) == []
+    assert (await wait_for(sessions, job.id)).progress == 0  # it never got to record a step
 
 
-async def test_a_killed_worker_process_loses_no_job(sessions, settings, worker) -> None:  # type: ignore[no-untyped-def]
-    job = await submit(sessions, settings, "a phoenix --q 2 --seed 14")
-    await wait_for(sessions, job.id, statuses=(JobStatus.RUNNING,))
+async def test_a_killed_worker_process_loses_no_job(sessions, settings, celery_app, worker) -> None:  # type: ignore[no-untyped-def]
+    held = HeldImagePrompt(settings)
+    job = await submit(sessions, settings, "a phoenix --seed 14", queue=NotSent())
+    await held.attach(sessions, job)
+    celery_app.send_task(RENDER_TASK, args=[str(job.id)], queue="fast")
+    await wait_for(sessions, job.id, statuses=(JobStatus.RUNNING,))  # claimed, and held mid-job
     children = psutil.Process(worker.pid).children(recursive=True)
     assert children, "the prefork pool should have a child process"
     for child in children:
         child.kill()  # as the kernel's OOM killer would
+    psutil.wait_procs(children, timeout=10)
+    await held.release()  # to whichever process runs the redelivered job
     done = await wait_for(sessions, job.id)
     assert done.status == JobStatus.SUCCEEDED and done.attempts == 2
     assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]
     assert len(await images_of(sessions, job.id)) == 5
-
-
-_ = Path
