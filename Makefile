@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 # Extra pip arguments for the CPU build of torch (e.g. an index URL), used when there is no GPU.
 TORCH_CPU_ARGS ?=
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-dates lint bench clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,12 @@ run: install
 
 test: install
 	scripts/with-services.sh $(PY) -m pytest -q
+
+# The whole suite with every process's clock moved a day, then a year ahead (Debian's faketime;
+# the servers keep the real time): no test may depend on the day it runs.
+test-dates: install
+	command -v faketime >/dev/null || $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq faketime
+	for shift in +1d +366d; do scripts/with-services.sh faketime -f $$shift $(PY) -m pytest -q || exit 1; done
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
