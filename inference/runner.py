@@ -28,6 +28,7 @@ from inference.render import render_job_images
 from sojourn.events import JobEvent, make_publisher
 from sojourn.imaging import encode_png, render_grid
 from sojourn.services import lifecycle
+from sojourn.services.recovery import OUT_OF_TRIES
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec
 from sojourn.storage import LocalStorage, grid_key, image_key
@@ -70,7 +71,7 @@ class JobRunner:
         if job is None:
             return None
         if job.attempts > self.settings.max_attempts:
-            self._fail(job_id, "the job failed on every try; your credits were refunded")
+            self._fail(job_id, OUT_OF_TRIES)
             return JobStatus.FAILED
         self.publisher.publish(JobEvent(job_id=str(job_id), kind="started"))
         try:
