@@ -146,7 +146,7 @@ def _remixed(job: Job, press: Press, rules: PromptRules) -> JobSpec:
     if len(specs) != 1 or specs[0].repeat != 1:
         raise PromptError("A remix makes one job: remove the {…} permutations and --repeat")
     spec = specs[0]
-    check_image_prompt(spec, has_image=parent.image_key is not None)
+    check_image_prompt(spec, has_image=parent.image_key is not None, can_attach=False)
     return spec.model_copy(update={"image_key": parent.image_key})
 
 

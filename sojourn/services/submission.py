@@ -51,14 +51,15 @@ def draw_seed() -> int:
     return secrets.randbelow(SEED_MAX + 1)
 
 
-def check_image_prompt(spec: JobSpec, *, has_image: bool) -> None:
-    """`--iw` needs an image prompt, and `--stop` must leave the image prompt something to do."""
+def check_image_prompt(spec: JobSpec, *, has_image: bool, can_attach: bool = True) -> None:
+    """`--iw` needs an image prompt, and `--stop` must leave the image prompt something to do.
+
+    `can_attach`: whether the user can still attach an image (in /imagine, not in a remix).
+    """
     if not has_image:
         if spec.image_weight != 1.0:
-            raise PromptError(
-                "--iw weighs an image prompt, and there is none: attach an image (the image option), "
-                "or remove --iw"
-            )
+            fix = "attach an image (the image option), or remove --iw" if can_attach else "remove --iw"
+            raise PromptError(f"--iw weighs an image prompt, and there is none: {fix}")
         return
     starts_at = round((1 - image_prompt_strength(spec.image_weight)) * 100)
     if spec.stop <= starts_at:

@@ -302,6 +302,11 @@ async def test_a_remix_checks_the_image_prompt_as_imagine_does(sessions, setting
     remixed = await press_button(
         sessions, settings, queue, press(parent, actions.REROLL, None, remix_text="a fox --iw 2 --stop 90")
     )
+    plain = await finished_job(sessions, settings, queue)
+    with pytest.raises(PromptError, match=r"there is none: remove --iw$"):  # nothing to attach in a remix
+        await press_button(
+            sessions, settings, queue, press(plain, actions.REROLL, None, remix_text="a fox --iw 2")
+        )
     assert JobSpec.model_validate(remixed.job.spec).image_key == "x.png"
 
 
