@@ -10,10 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sojourn.actions import Render
+from sojourn.actions import Placement, Render
 
 SEED_MAX = 4_294_967_295
 IMAGES_PER_JOB = 4
+# How many images a result shows: a 2×2 grid, or an upscale's one image.
+IMAGES_ON: dict[Placement, int] = {"grid": IMAGES_PER_JOB, "single": 1}
 IMAGE_WEIGHT_MAX = 3.0
 
 

@@ -25,7 +25,7 @@ from sojourn.prompt import PromptError, PromptRules, parse_prompt
 from sojourn.queue import JobQueue
 from sojourn.services import credits
 from sojourn.services.pricing import job_cost
-from sojourn.services.results import is_single_image
+from sojourn.services.results import placement_of
 from sojourn.services.submission import (
     Origin,
     check_image_prompt,
@@ -35,7 +35,7 @@ from sojourn.services.submission import (
     new_job,
 )
 from sojourn.settings import Settings
-from sojourn.spec import IMAGES_PER_JOB, JobSpec, SourceImage
+from sojourn.spec import IMAGES_ON, IMAGES_PER_JOB, JobSpec, SourceImage
 
 # Above this many pixels an image is an upscale's output; halving it finds the job's bucket.
 BUCKET_MAX_PIXELS = 1.5 * 1024 * 1024
@@ -81,10 +81,10 @@ async def load_pressable_job(session: AsyncSession, press: Press) -> Job:
         raise ButtonRefused("That result no longer exists, so its buttons do nothing. Use /imagine again.")
     if job.status != JobStatus.SUCCEEDED:
         raise ButtonRefused(f"That job {job.status.value}, so it has no images to work from.")
-    single = is_single_image(job)
-    if press.action.on != ("single" if single else "grid") and press.action is not FAVORITE:
+    placement = placement_of(job)
+    if press.action.on != placement and press.action is not FAVORITE:
         raise ButtonRefused("That button does not belong to this result.")
-    images = 1 if single else IMAGES_PER_JOB
+    images = IMAGES_ON[placement]
     if not press.action.per_image:
         if press.index is not None:
             raise ButtonRefused("That button does not belong to this result.")

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from db.models import FINAL_STATUSES, Job, JobStatus
+from sojourn.actions import Placement
 from sojourn.errors import JobNotFound, UserError
 from sojourn.settings import Settings
 from sojourn.spec import IMAGES_PER_JOB
@@ -66,6 +67,11 @@ async def job_report(
 def is_single_image(job: Job) -> bool:
     """An upscale's result: one image, no grid."""
     return int(job.spec.get("images", IMAGES_PER_JOB)) == 1
+
+
+def placement_of(job: Job) -> Placement:
+    """Which buttons a finished job's result carries: a grid's, or a single image's."""
+    return "single" if is_single_image(job) else "grid"
 
 
 def display_key_of(job: Job) -> str | None:

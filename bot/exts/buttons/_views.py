@@ -21,7 +21,7 @@ from bot.exts.buttons._presses import favorite_text, handle_favorite, handle_pre
 from db.models import Job
 from sojourn.actions import ACTIONS, ButtonAction, Placement, action_for, actions_on, codes_pattern
 from sojourn.services.results import is_single_image
-from sojourn.spec import IMAGES_PER_JOB
+from sojourn.spec import IMAGES_ON, IMAGES_PER_JOB
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 CUSTOM_ID_TEMPLATE = (
     rf"sj:(?P<action>{codes_pattern(ACTIONS)}):(?P<job>[0-9a-f]{{32}})(?::(?P<index>[1-{IMAGES_PER_JOB}]))?"
 )
-# How many images a result of each placement shows.
-IMAGES_ON: dict[Placement, int] = {"grid": IMAGES_PER_JOB, "single": 1}
 
 
 def result_custom_id(action: ButtonAction, job_id: uuid.UUID, index: int | None = None) -> str:
