@@ -13,6 +13,7 @@ Run: `.venv/bin/python bench/embedded_latency.py` (no servers needed).
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from sojourn.prompt import PromptRules, parse_prompt
 from sojourn.queue import CeleryJobQueue
 from sojourn.services.results import wait_for_jobs
 from sojourn.services.submission import submit_prompt
+from sojourn.services.workers import WorkerProcess
 from sojourn.settings import Settings
 
 PROMPT = "a lighthouse in a storm --ar 16:9 --seed {seed}"
@@ -38,7 +40,7 @@ JOBS = 3
 
 
 class NotSent:
-    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+    async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
         return None
 
 
@@ -122,7 +124,7 @@ async def in_thread(settings: Settings) -> None:
 
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
-    runner = JobRunner(settings, "bench-thread")
+    runner = JobRunner(settings, WorkerProcess("bench-thread", uuid.uuid4(), os.getpid()))
     runner.load_models()
     warm = await submit(sessions, settings, NotSent(), 1, 300)
     await asyncio.to_thread(runner.run, warm[0])

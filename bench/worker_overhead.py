@@ -27,11 +27,12 @@ from inference.runner import JobRunner
 from sojourn.bootstrap import ensure_runnable_models
 from sojourn.services import credits
 from sojourn.services.submission import submit_prompt
+from sojourn.services.workers import WorkerProcess
 from sojourn.settings import Settings
 
 
 class NotSent:
-    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+    async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
         return None
 
 
@@ -66,7 +67,7 @@ def main() -> None:
         settings = settings.model_copy(update=updates)
         ids = asyncio.run(prepare(settings, args.jobs + 1, args.prompt))
 
-        runner = JobRunner(settings, "bench-worker")
+        runner = JobRunner(settings, WorkerProcess("bench-worker", uuid.uuid4(), os.getpid()))
         runner.load_models()  # as a worker process does when it starts
         runner.run(ids[0])  # warm-up
         loads_after_warmup = dict(runner.registry.load_counts)

@@ -140,7 +140,14 @@ class Job(Base):
     progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost: Mapped[int] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Who runs it: the worker's node name, that worker's incarnation (`Worker.id`) and the pid of
+    # the process rendering it; all three decide whether that worker is known gone.
     worker_id: Mapped[str | None] = mapped_column(String(200))
+    worker_incarnation: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
+    # The generation of the job's current message: each resend bumps it and a worker runs only a
+    # message of the current one, so a lost message's late copy (or a duplicate) is a no-op.
+    dispatch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     queued_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
     enqueued_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
@@ -164,6 +171,27 @@ class Job(Base):
     images: Mapped[list[Image]] = relationship(
         back_populates="job", order_by="Image.index", cascade="all, delete-orphan"
     )
+
+
+class Worker(Base):
+    """One incarnation of a worker: a main process from its start to its end, beating while alive.
+
+    A worker restarted under the same node name is a new row; the sweep and the claim read these
+    rows to tell a job whose worker is gone from one that is merely slow.
+    """
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_name", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))  # the Celery node name, e.g. sojourn@gpu-1
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)  # the main process
+    # The pool processes alive at the last beat: a job's process missing here has died.
+    processes: Mapped[list[int]] = mapped_column(JSON, default=list)
+    started_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    seen_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
 
 
 class Image(Base):

@@ -17,3 +17,7 @@ class GpuOutOfMemory(UserError):
 
     def __init__(self) -> None:
         super().__init__("the GPU ran out of memory: try a smaller --ar, lower --q or fewer images at once")
+
+
+class StorageWriteFailed(Exception):
+    """The images could not be written to storage (a full disk, a read-only mount, a quota)."""

@@ -1,4 +1,8 @@
-"""One stranded-job sweep for the whole cluster, whichever worker happens to run it.
+"""Each worker's beat, and one stranded-job sweep for the whole cluster, whichever worker runs it.
+
+Every worker's main process registers an incarnation at start and beats every `worker_beat`,
+listing its pool processes, so the claim and the sweep can tell a job whose process or worker
+died (`sojourn.services.workers`) within seconds, instead of waiting for its heartbeat to go stale.
 
 Every worker's main process runs a `RecoverySweeper` thread, but only one of them sweeps: on
 Postgres, the one whose dedicated connection holds a session-level advisory lock. The others try
@@ -14,16 +18,23 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
+import socket
 import threading
+import time
 import uuid
+from typing import Any
 
+import psutil
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from db.session import make_engine, make_sessionmaker
-from sojourn.queue import JobQueue
+from sojourn.clock import utcnow
+from sojourn.queue import BrokerCensus, JobQueue
+from sojourn.services import workers
 from sojourn.services.recovery import recover_jobs
 from sojourn.settings import Settings
 
@@ -87,12 +98,60 @@ class SweepLock:
                 await connection.close()
 
 
+def register_this_worker(settings: Settings, name: str) -> uuid.UUID:
+    """Register this main process as a new incarnation of `name`, waiting for the database if need be."""
+
+    async def register() -> uuid.UUID:
+        engine = make_engine(settings.resolved_database_url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                return await workers.register_worker(
+                    session, name=name, host=socket.gethostname(), pid=os.getpid()
+                )
+        finally:
+            await engine.dispose()
+
+    delay = 0.5
+    while True:
+        try:
+            return asyncio.run(register())
+        except (DBAPIError, OSError) as error:
+            log.warning("cannot register the worker yet (%s); retrying in %.0f s", error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class WorkerBeat:
+    """Notes, every `worker_beat`, that this worker is alive and which pool processes it has."""
+
+    def __init__(self, settings: Settings, incarnation: uuid.UUID) -> None:
+        self.incarnation = incarnation
+        self._engine = make_engine(settings.resolved_database_url, pool_size=1)
+        self._sessions = make_sessionmaker(self._engine)
+        self._me = psutil.Process()
+
+    async def beat(self) -> None:
+        listed_at = utcnow()  # before listing: a process born after it is not "missing" from it
+        processes = [self._me.pid, *(child.pid for child in self._me.children())]
+        async with self._sessions.begin() as session:
+            await workers.beat(session, self.incarnation, processes, listed_at)
+
+    async def stop(self) -> None:
+        """Mark this incarnation over, so its jobs (none, after a warm shutdown) are free at once."""
+        try:
+            async with self._sessions.begin() as session:
+                await workers.stop_worker(session, self.incarnation)
+        finally:
+            await self._engine.dispose()
+
+
 class RecoverySweeper:
     """Resends stranded jobs (`recover_jobs`) every `sweep_interval`, while it holds the sweep."""
 
-    def __init__(self, settings: Settings, queue: JobQueue) -> None:
+    def __init__(self, settings: Settings, queue: JobQueue, census: BrokerCensus | None = None) -> None:
         self.settings = settings
         self.queue = queue
+        self.census = census
         self.lock = SweepLock(settings.resolved_database_url)
         self._engine = make_engine(settings.resolved_database_url, pool_size=1)
         self._sessions = make_sessionmaker(self._engine)
@@ -101,22 +160,7 @@ class RecoverySweeper:
         """One sweep: the jobs resent, or None when another worker holds the sweep."""
         if not await self.lock.acquire():
             return None
-        return await recover_jobs(self._sessions, self.queue, self.settings)
-
-    async def run(self, stop: threading.Event) -> None:
-        """Sweep at once, then every `sweep_interval` seconds, until `stop` is set."""
-        interval = self.settings.recovery.sweep_interval
-        try:
-            while not stop.is_set():
-                try:
-                    resent = await self.sweep()
-                    if resent:
-                        log.info("resent %d stranded jobs", len(resent))
-                except Exception:
-                    log.exception("job recovery failed; retrying in %.0f s", interval)
-                await asyncio.to_thread(stop.wait, interval)
-        finally:
-            await self.close()
+        return await recover_jobs(self._sessions, self.queue, self.settings, self.census)
 
     async def close(self) -> None:
         await self.lock.release()
@@ -124,10 +168,12 @@ class RecoverySweeper:
 
 
 class SweeperThread:
-    """A `RecoverySweeper` on a thread of its own, with its own event loop (Celery's is not asyncio)."""
+    """The main process's beat and sweep, on a thread of its own with its own event loop (Celery's
+    is not asyncio): beat every `worker_beat`, sweep every `sweep_interval`, until stopped."""
 
-    def __init__(self, sweeper: RecoverySweeper) -> None:
+    def __init__(self, sweeper: RecoverySweeper, beat: WorkerBeat | None = None) -> None:
         self.sweeper = sweeper
+        self.beat = beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="sojourn-recovery", daemon=True)
 
@@ -139,4 +185,39 @@ class SweeperThread:
         self._thread.join(timeout)
 
     def _main(self) -> None:
-        asyncio.run(self.sweeper.run(self._stop))
+        asyncio.run(self.run())
+
+    async def run(self) -> None:
+        recovery = self.sweeper.settings.recovery
+        next_sweep = 0.0
+        failing: set[str] = set()  # what is failing now: logged once per outage, not every round
+        try:
+            while not self._stop.is_set():
+                if self.beat is not None:
+                    await self._guarded("beat", self.beat.beat(), failing)
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + recovery.sweep_interval
+                    resent = await self._guarded("sweep", self.sweeper.sweep(), failing)
+                    if resent:
+                        log.info("resent %d stranded jobs", len(resent))
+                await asyncio.to_thread(self._stop.wait, min(recovery.worker_beat, recovery.sweep_interval))
+        finally:
+            with contextlib.suppress(Exception):
+                await self.sweeper.close()
+            if self.beat is not None:
+                with contextlib.suppress(Exception):
+                    await self.beat.stop()
+
+    @staticmethod
+    async def _guarded(name: str, step: Any, failing: set[str]) -> Any:
+        try:
+            result = await step
+        except Exception as error:
+            if name not in failing:
+                failing.add(name)
+                log.warning("the worker's %s failed (%s); retrying until it works", name, error)
+            return None
+        if name in failing:
+            failing.discard(name)
+            log.info("the worker's %s works again", name)
+        return result

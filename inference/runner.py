@@ -8,27 +8,28 @@ registry, whose pipelines `load_models` loads when the process starts (see `infe
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import io
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
+from sqlalchemy.exc import DBAPIError
 
 from db.models import Job, JobStatus
 from db.session import make_engine, make_sessionmaker
-from inference.errors import GpuOutOfMemory, JobCancelled
+from inference.errors import GpuOutOfMemory, JobCancelled, StorageWriteFailed
 from inference.models import ModelRegistry
 from inference.render import render_job_images
 from sojourn.events import JobEvent, make_publisher
 from sojourn.imaging import encode_png, render_grid
 from sojourn.services import lifecycle
 from sojourn.services.recovery import OUT_OF_TRIES
+from sojourn.services.workers import WorkerProcess
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec
 from sojourn.storage import LocalStorage, grid_key, image_key
@@ -37,14 +38,21 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INTERNAL_ERROR = "the worker hit an internal error; your credits were refunded. Please try again."
+STORAGE_FAILED = (
+    "the server could not save the images (its disk is full or not writable); your credits were "
+    "refunded. Please tell the server's operator, then try again."
+)
+# How long a worker waits for the database to come back (a restart, a failover) before it gives up
+# on a write; the recovery sweep picks up whatever is left.
+DATABASE_PATIENCE = 120.0
 TIMED_OUT = "the job took longer than this server allows; your credits were refunded."
 PROGRESS_WRITE_INTERVAL = 1.0  # seconds between progress rows written (events go out every step)
 
 
 class JobRunner:
-    def __init__(self, settings: Settings, worker_node: str) -> None:
+    def __init__(self, settings: Settings, worker: WorkerProcess) -> None:
         self.settings = settings
-        self.worker_node = worker_node
+        self.worker = worker
         self._loop = asyncio.new_event_loop()
         self._engine = make_engine(settings.resolved_database_url, pool_size=2)
         self.sessions = make_sessionmaker(self._engine)
@@ -64,10 +72,25 @@ class JobRunner:
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self._loop.run_until_complete(coroutine)
 
-    def run(self, job_id: uuid.UUID) -> JobStatus | None:
-        """Run the job if it still needs running; returns its final status (None if skipped)."""
+    def _with_database(self, step: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run a database step, again and again while the database is unreachable (up to
+        `DATABASE_PATIENCE`): every step here is a conditional write, safe to repeat."""
+        deadline = time.monotonic() + DATABASE_PATIENCE
+        delay = 0.25
+        while True:
+            try:
+                return self._run(step())
+            except (DBAPIError, OSError) as error:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("the database is unreachable (%s); retrying in %.1f s", error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def run(self, job_id: uuid.UUID, dispatch: int | None = None) -> JobStatus | None:
+        """Run the job if this message still needs running; returns its final status (None if skipped)."""
         started = time.perf_counter()
-        job = self._run(self._claim(job_id))
+        job = self._with_database(lambda: self._claim(job_id, dispatch))
         if job is None:
             return None
         if job.attempts > self.settings.max_attempts:
@@ -85,6 +108,10 @@ class JobRunner:
         except GpuOutOfMemory as error:
             self._fail(job_id, f"{error.message}; your credits were refunded")
             status = JobStatus.FAILED
+        except StorageWriteFailed:
+            log.exception("job %s: the images could not be saved", job_id)
+            self._fail(job_id, STORAGE_FAILED)
+            status = JobStatus.FAILED
         except Exception:
             log.exception("job %s failed", job_id)
             self._fail(job_id, INTERNAL_ERROR)
@@ -92,24 +119,25 @@ class JobRunner:
         self.timings["total"] = time.perf_counter() - started
         return status
 
-    async def _claim(self, job_id: uuid.UUID) -> Job | None:
-        stale_after = dt.timedelta(seconds=self.settings.recovery.takeover_after)
+    async def _claim(self, job_id: uuid.UUID, dispatch: int | None) -> Job | None:
         async with self.sessions.begin() as session:
-            return await lifecycle.claim_job(session, job_id, self.worker_node, stale_after=stale_after)
+            return await lifecycle.claim_job(
+                session, job_id, self.worker, self.settings.recovery, dispatch=dispatch
+            )
 
     def _fail(self, job_id: uuid.UUID, message: str) -> None:
         async def fail() -> bool:
             async with self.sessions.begin() as session:
                 return await lifecycle.fail_job(session, job_id, message)
 
-        if self._run(fail()):
+        if self._with_database(fail):
             self.publisher.publish(JobEvent(job_id=str(job_id), kind="failed", error=message))
 
     def _render_and_store(self, job: Job) -> JobStatus:
         spec = JobSpec.model_validate(job.spec)
         init_image = self._image_prompt(spec)
         source_image = self._source_image(spec)
-        progress = _ProgressReporter(self, job.id)
+        progress = _ProgressReporter(self, job.id, job.attempts)
         pipeline_started = time.perf_counter()
         images = render_job_images(
             self.registry,
@@ -125,10 +153,13 @@ class JobRunner:
         self.timings["pipeline"] = time.perf_counter() - pipeline_started - progress.seconds
 
         stored_started = time.perf_counter()
-        stored = self._store(job, spec, images)
+        try:
+            stored = self._store(job, spec, images)
+        except OSError as error:
+            raise StorageWriteFailed from error
         self.timings["store"] = time.perf_counter() - stored_started
         finish_started = time.perf_counter()
-        status = self._finish(job.id, stored)
+        status = self._finish(job.id, job.attempts, stored)
         self.timings["finish"] = time.perf_counter() - finish_started
         return status
 
@@ -173,25 +204,27 @@ class JobRunner:
         # zlib releases the GIL: the five PNGs encode in parallel.
         return list(self._encoder.map(lambda task: save(*task), tasks))
 
-    def _finish(self, job_id: uuid.UUID, stored: list[lifecycle.StoredImage]) -> JobStatus:
+    def _finish(self, job_id: uuid.UUID, attempt: int, stored: list[lifecycle.StoredImage]) -> JobStatus:
         async def complete() -> bool:
             async with self.sessions.begin() as session:
-                return await lifecycle.complete_job(session, job_id, self.worker_node, stored)
+                return await lifecycle.complete_job(session, job_id, attempt, stored)
 
-        if self._run(complete()):
+        if self._with_database(complete):
             self.publisher.publish(JobEvent(job_id=str(job_id), kind="succeeded", percent=100))
             return JobStatus.SUCCEEDED
-        # Cancelled while rendering: the cancel already refunded; the files are harmless.
+        # Cancelled (the cancel already refunded) or taken over while rendering: the files are harmless.
         return JobStatus.CANCELLED
 
 
 class _ProgressReporter:
     """Publishes every step; writes progress + heartbeat to the database at most once a second."""
 
-    def __init__(self, runner: JobRunner, job_id: uuid.UUID) -> None:
+    def __init__(self, runner: JobRunner, job_id: uuid.UUID, attempt: int) -> None:
         self.runner = runner
         self.job_id = job_id
+        self.attempt = attempt
         self._last_write = 0.0
+        self._database_failing = False
         self._cancelled = False
         self.seconds = 0.0  # time spent in here, for the overhead benchmark
 
@@ -211,9 +244,18 @@ class _ProgressReporter:
 
         async def write() -> JobStatus | None:
             async with self.runner.sessions.begin() as session:
-                return await lifecycle.record_progress(session, self.job_id, self.runner.worker_node, percent)
+                return await lifecycle.record_progress(session, self.job_id, self.attempt, percent)
 
-        status = self.runner._run(write())
+        try:
+            status = self.runner._run(write())
+        except (DBAPIError, OSError) as error:
+            # A heartbeat is not worth stopping the render for: the result is written (with
+            # retries) when it is done, and a long outage is the recovery sweep's to judge.
+            if not self._database_failing:
+                self._database_failing = True
+                log.warning("job %s: cannot write progress (%s); rendering on", self.job_id, error)
+            return
+        self._database_failing = False
         if status != JobStatus.RUNNING:
             self._cancelled = True
 

@@ -8,23 +8,26 @@ takes longer to import torch), so `sojourn.celery_app.make_celery` raises that t
 deliberately. Loading on a thread after start-up instead would keep the 4 s check, but the first
 job, often queued before the worker started, would then wait for the load inside its time limit.
 
-The worker's main process runs the cluster's recovery sweep (`inference.recovery`).
+The worker's main process registers an incarnation before its pool starts (the pool processes
+inherit it), then beats and runs the cluster's recovery sweep (`inference.recovery`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from sojourn.queue import RENDER_TASK
 
 if TYPE_CHECKING:
     from inference.recovery import SweeperThread
     from inference.runner import JobRunner
+    from sojourn.services.workers import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +37,13 @@ class RenderTask(Task):
 
     _runner: JobRunner | None = None
 
-    def start_process(self, worker_node: str) -> JobRunner:
+    def start_process(self) -> JobRunner:
         """Build this process's runner and load its models (also the fallback for a pool that sends
         no `worker_process_init`). A failed load is logged; each job then tries again, and fails."""
         from inference.runner import JobRunner
         from sojourn.settings import Settings
 
-        self._runner = runner = JobRunner(Settings(), worker_node)
+        self._runner = runner = JobRunner(Settings(), this_process())
         try:
             runner.load_models()
         except Exception:
@@ -48,33 +51,57 @@ class RenderTask(Task):
         return runner
 
     def runner(self) -> JobRunner:
-        return self._runner or self.start_process(self.request.hostname or "worker")
+        return self._runner or self.start_process()
 
 
 @shared_task(name=RENDER_TASK, bind=True, base=RenderTask)
-def render_job(self: RenderTask, job_id: str) -> str | None:
-    status = self.runner().run(uuid.UUID(job_id))
+def render_job(self: RenderTask, job_id: str, dispatch: int | None = None) -> str | None:
+    status = self.runner().run(uuid.UUID(job_id), dispatch)
     return status.value if status else None
 
 
-@worker_process_init.connect
-def start_render_process(sender: str | None = None, **_kwargs: Any) -> None:
-    render_job.start_process(sender or "worker")
-
-
+# This worker: its node name and incarnation, set in the main process before the pool forks.
+_node_name: str | None = None
+_incarnation: uuid.UUID | None = None
 _sweeper: SweeperThread | None = None  # the main process's, from `worker_ready` to `worker_shutdown`
+
+
+def this_process() -> WorkerProcess:
+    from sojourn.services.workers import WorkerProcess
+
+    if _node_name is None or _incarnation is None:
+        raise RuntimeError("the worker registers itself at `worker_init`, before any task runs")
+    return WorkerProcess(name=_node_name, incarnation=_incarnation, pid=os.getpid())
+
+
+@worker_init.connect
+def register_incarnation(sender: Any = None, **_kwargs: Any) -> None:
+    from inference.recovery import register_this_worker
+    from sojourn.settings import Settings
+
+    global _node_name, _incarnation
+    _node_name = getattr(sender, "hostname", None) or Settings().worker_name
+    _incarnation = register_this_worker(Settings(), _node_name)
+
+
+@worker_process_init.connect
+def start_render_process(**_kwargs: Any) -> None:
+    render_job.start_process()
 
 
 @worker_ready.connect
 def start_recovery(sender: Any = None, **_kwargs: Any) -> None:
-    from inference.recovery import RecoverySweeper, SweeperThread
-    from sojourn.celery_app import make_celery
+    from inference.recovery import RecoverySweeper, SweeperThread, WorkerBeat
+    from sojourn.celery_app import broker_census, make_celery
     from sojourn.queue import CeleryJobQueue
     from sojourn.settings import Settings
 
     global _sweeper
     settings = Settings()
-    _sweeper = SweeperThread(RecoverySweeper(settings, CeleryJobQueue(make_celery(settings))))
+    queue = CeleryJobQueue(make_celery(settings))
+    sweeper = RecoverySweeper(settings, queue, broker_census(settings))
+    beat = WorkerBeat(settings, this_process().incarnation)
+    _sweeper = SweeperThread(sweeper, beat)
     _sweeper.start()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from sojourn.broker_census import FolderBrokerCensus, RedisBrokerCensus
 from sojourn.queue import QUEUES
 from sojourn.settings import Settings
 
@@ -33,6 +34,13 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
         "store_processed": False,
         "polling_interval": 0.1,
     }
+
+
+def broker_census(settings: Settings) -> RedisBrokerCensus | FolderBrokerCensus:
+    """What the recovery sweep reads to see which job messages the broker still holds."""
+    if settings.redis_url:
+        return RedisBrokerCensus(settings.redis_url)
+    return FolderBrokerCensus(settings.embedded_broker_dir / "queue")
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import sys
 import time
 import uuid
@@ -125,11 +124,13 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         "-Q",
         ",".join(QUEUES),
         "-n",
-        f"sojourn-{os.getpid()}@{socket.gethostname()}",
+        settings.worker_name,
+        # Workers find each other through the database (`inference.recovery`), not Celery's
+        # gossip, whose consumer step fails to restart after the broker comes back.
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
     ]
-    if not settings.redis_url:
-        # The filesystem transport has no broadcast channel for these.
-        argv += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
     make_celery(settings).worker_main(argv)
     return 0
 

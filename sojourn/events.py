@@ -50,17 +50,26 @@ class DatabaseOnlyPublisher:
 
 
 class RedisEventPublisher:
+    """Publishes on Redis; while Redis is unreachable, events are dropped with one log line per outage."""
+
     def __init__(self, url: str) -> None:
         import redis
 
         self._client = redis.Redis.from_url(url)
+        self._failing = False
 
     def publish(self, event: JobEvent) -> None:
         try:
             stamped = event.model_copy(update={"published_at": time.time()})
             self._client.publish(CHANNEL, stamped.model_dump_json(exclude_none=True))
-        except Exception:  # an event is best effort; the database already has the state
-            log.warning("could not publish %s event for job %s", event.kind, event.job_id, exc_info=True)
+        except Exception as error:  # an event is best effort; the database already has the state
+            if not self._failing:
+                self._failing = True
+                log.warning("cannot publish job events (%s); dropping them until Redis answers", error)
+            return
+        if self._failing:
+            self._failing = False
+            log.info("publishing job events again")
 
 
 def make_publisher(redis_url: str | None) -> EventPublisher:

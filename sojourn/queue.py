@@ -3,6 +3,10 @@
 The task and queue names live here, with the interface, so the services, the bot and the worker
 agree on them without the services importing the worker. The Celery app itself is built by the
 composition root (`sojourn.celery_app.make_celery`, called from the CLI and the tests).
+
+Each message carries its job's `dispatch` (the job row's message generation) and is named for
+both, so the recovery sweep can ask the broker which messages it still holds
+(`sojourn.broker_census`) and resend, under a new generation, a queued job whose message is gone.
 """
 
 from __future__ import annotations
@@ -18,19 +22,36 @@ RENDER_TASK = "sojourn.render_job"
 QUEUES = ("fast", "relax")  # `--fast` / `--relax`: each a Celery queue
 
 
+def message_id(job_id: uuid.UUID, dispatch: int) -> str:
+    """The task id of a job's message of one generation: `<job id>.<dispatch>`."""
+    return f"{job_id}.{dispatch}"
+
+
 class JobQueue(Protocol):
     """Where submitted jobs are sent for a worker to pick up (Celery in production)."""
 
-    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None: ...
+    async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None: ...
+
+
+class BrokerCensus(Protocol):
+    """Which job messages the broker still holds, waiting or delivered but not yet acknowledged."""
+
+    async def held_message_ids(self) -> set[str]: ...
 
 
 class CeleryJobQueue:
-    """Sends the render task by name, with the job id only."""
+    """Sends the render task by name, with the job id and its dispatch only."""
 
     def __init__(self, app: Celery) -> None:
         self._app = app
 
-    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+    async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
         queue = mode if mode in QUEUES else "fast"
         # kombu's publish blocks; keep the event loop free while it talks to the broker.
-        await asyncio.to_thread(self._app.send_task, RENDER_TASK, args=[str(job_id)], queue=queue)
+        await asyncio.to_thread(
+            self._app.send_task,
+            RENDER_TASK,
+            args=[str(job_id), dispatch],
+            queue=queue,
+            task_id=message_id(job_id, dispatch),
+        )

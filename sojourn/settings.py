@@ -91,13 +91,19 @@ class BotSettings(BaseModel):
 class RecoverySettings(BaseModel):
     """When a job counts as stranded (`SOJOURN_RECOVERY__...`, seconds); README: "Jobs survive crashes"."""
 
-    # A worker that receives a job running elsewhere takes it over once its heartbeat is this stale.
+    # A job running on a worker is taken over only when that worker is known gone: its process is
+    # missing from its worker's latest beat, its worker stopped beating for `worker_gone_after`, or
+    # (whatever the worker says) the job's own heartbeat is `takeover_after` stale.
     takeover_after: float = 120.0
-    # The recovery sweep resends a running job whose heartbeat is this stale (its worker vanished)...
+    # The recovery sweep resends a running job whose heartbeat is this stale, whoever runs it...
     recover_after: float = 300.0
-    # ...and a queued job whose message never left this long after it was queued.
-    unsent_after: float = 30.0
-    sweep_interval: float = 60.0  # between two sweeps of the cluster
+    # ...a queued job whose message never left this long after it was queued...
+    unsent_after: float = 10.0
+    # ...and a queued job whose message left this long ago but is no longer in the broker.
+    lost_after: float = 10.0
+    sweep_interval: float = 5.0  # between two sweeps of the cluster
+    worker_beat: float = 2.0  # each worker's main process notes it is alive, and its processes
+    worker_gone_after: float = 15.0  # a worker silent this long is gone, with its jobs
 
 
 class Settings(BaseSettings):
@@ -135,6 +141,9 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = 600
     task_time_limit: int = 660
     max_attempts: int = 3  # deliveries of one job before it is failed and refunded
+    # The worker's Celery node name (`%h`: the host name). Stable across restarts, so a restarted
+    # worker knows its predecessor is gone; give each worker on one host a name of its own.
+    worker_name: str = "sojourn@%h"
     cli_user_id: int = 0  # the local user `sojourn render` bills
 
     @property

@@ -7,18 +7,19 @@ share the idempotency key `final:<job id>`: a job is charged or refunded, once, 
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ACTIVE_STATUSES, Image, Job, JobStatus, LedgerKind
 from sojourn.clock import utcnow
 from sojourn.errors import JobAlreadyEnded, JobNotFound, NotYourJob
 from sojourn.services import credits
+from sojourn.services.workers import WorkerProcess, owner_gone, owner_of
+from sojourn.settings import RecoverySettings
 
 
 @dataclass(frozen=True)
@@ -31,28 +32,46 @@ class StoredImage:
 
 
 async def claim_job(
-    session: AsyncSession, job_id: uuid.UUID, worker_node: str, *, stale_after: dt.timedelta
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    worker: WorkerProcess,
+    recovery: RecoverySettings,
+    *,
+    dispatch: int | None = None,
 ) -> Job | None:
-    """Mark a job running on this worker, or return None when there is nothing to do.
+    """Mark a job running in this worker process, or return None when there is nothing to do.
 
-    A worker node runs one job at a time, so a job already running on this same node is a
-    redelivery after its process died: take it over. One running elsewhere is taken over only
-    when its heartbeat went stale (`stale_after`: `Settings.recovery.takeover_after`).
+    Only a message of the job's current `dispatch` counts (None: a message from before dispatches
+    were numbered). A queued job is claimed; a running one is taken over only when its worker is
+    known gone (`workers.owner_gone`), else it is left to its worker. The claim is a conditional
+    UPDATE on what was read, so of two workers claiming at once exactly one wins.
     """
+    job = await session.get(Job, job_id, populate_existing=True)
+    if job is None or (dispatch is not None and dispatch != job.dispatch):
+        return None
+    if job.status == JobStatus.RUNNING:
+        owner = await owner_of(session, job)
+        gone = worker.left_behind(job) or owner_gone(
+            job, owner, recovery, now=utcnow(), heartbeat_stale_after=recovery.takeover_after
+        )
+        if not gone:
+            return None
+    elif job.status != JobStatus.QUEUED:
+        return None
     now = utcnow()
     result = await session.execute(
         update(Job)
         .where(
             Job.id == job_id,
-            or_(
-                Job.status == JobStatus.QUEUED,
-                (Job.status == JobStatus.RUNNING) & (Job.worker_id == worker_node),
-                (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < now - stale_after),
-            ),
+            Job.status == job.status,
+            Job.dispatch == job.dispatch,
+            Job.attempts == job.attempts,
         )
         .values(
             status=JobStatus.RUNNING,
-            worker_id=worker_node,
+            worker_id=worker.name,
+            worker_incarnation=worker.incarnation,
+            worker_pid=worker.pid,
             started_at=now,
             heartbeat_at=now,
             attempts=Job.attempts + 1,
@@ -69,12 +88,16 @@ async def claim_job(
 
 
 async def record_progress(
-    session: AsyncSession, job_id: uuid.UUID, worker_node: str, percent: int
+    session: AsyncSession, job_id: uuid.UUID, attempt: int, percent: int
 ) -> JobStatus | None:
-    """Store progress and the heartbeat; returns the job's status (cancelled means: stop)."""
+    """Store progress and the heartbeat of the job's `attempt`-th claim; returns the job's status.
+
+    Cancelled means: stop. A status other than running (or a later attempt) means the job is no
+    longer this claim's.
+    """
     result = await session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker_id == worker_node, Job.status == JobStatus.RUNNING)
+        .where(Job.id == job_id, Job.attempts == attempt, Job.status == JobStatus.RUNNING)
         .values(progress=percent, heartbeat_at=utcnow())
         .returning(Job.status)
     )
@@ -85,12 +108,12 @@ async def record_progress(
 
 
 async def complete_job(
-    session: AsyncSession, job_id: uuid.UUID, worker_node: str, images: Sequence[StoredImage]
+    session: AsyncSession, job_id: uuid.UUID, attempt: int, images: Sequence[StoredImage]
 ) -> bool:
-    """Record the images and settle the hold; False when the job was cancelled meanwhile."""
+    """Record the images and settle the hold; False when the job was cancelled or taken over meanwhile."""
     result = await session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.worker_id == worker_node)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempts == attempt)
         .values(status=JobStatus.SUCCEEDED, progress=100, finished_at=utcnow(), error=None)
         .returning(Job.user_id, Job.spec)
     )

@@ -124,6 +124,7 @@ def new_job(user_id: int, kind: JobKind, spec: JobSpec, cost: int, origin: Origi
         spec=spec.model_dump(mode="json"),
         status=JobStatus.QUEUED,
         cost=cost,
+        dispatch=0,
         queued_at=utcnow(),
         guild_id=origin.guild_id,
         channel_id=origin.channel_id,
@@ -169,7 +170,7 @@ async def enqueue_jobs(
     sent: list[uuid.UUID] = []
     for job in jobs:
         try:
-            await queue.enqueue(job.id, job.spec.get("mode", "fast"))
+            await queue.enqueue(job.id, job.spec.get("mode", "fast"), job.dispatch)
             sent.append(job.id)
         except Exception:
             log.exception("could not enqueue job %s; the recovery sweep will retry", job.id)

@@ -24,7 +24,7 @@ from db.session import make_engine, make_sessionmaker
 from sojourn.celery_app import make_celery
 from sojourn.queue import CeleryJobQueue, JobQueue
 from sojourn.services.lifecycle import cancel_job
-from sojourn.settings import BotSettings, ButtonSettings, Settings
+from sojourn.settings import BotSettings, ButtonSettings, RecoverySettings, Settings
 from tests.conftest import create_migrated_database, running_worker, worker_settings
 
 JOB_TIMEOUT = 120.0
@@ -49,6 +49,9 @@ def bot_settings(bot_database_url: str, redis_base_url: str, tiny_models, tmp_pa
         # 2048 px keeps a second upscale (to 4096 px: ~16 s and a 50 MB PNG of noise on a CPU)
         # out of the Discord suite; its refusal is tested here, 4096-px upscales in tests/inference.
         buttons=ButtonSettings(max_upscale_side=2048, gallery_url="https://gallery.example/"),
+        # `GatedQueue.hold()` keeps sent messages out of the broker on purpose: the worker's sweep
+        # must not resend them as lost while a test holds them.
+        recovery=RecoverySettings(lost_after=3600.0),
     )
 
 
@@ -72,21 +75,21 @@ class GatedQueue:
 
     def __init__(self, queue: JobQueue) -> None:
         self._queue = queue
-        self._held: list[tuple[uuid.UUID, str]] | None = None
+        self._held: list[tuple[uuid.UUID, str, int]] | None = None
 
-    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+    async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
         if self._held is not None:
-            self._held.append((job_id, mode))
+            self._held.append((job_id, mode, dispatch))
         else:
-            await self._queue.enqueue(job_id, mode)
+            await self._queue.enqueue(job_id, mode, dispatch)
 
     def hold(self) -> None:
         self._held = self._held if self._held is not None else []
 
     async def release(self) -> None:
         held, self._held = self._held or [], None
-        for job_id, mode in held:
-            await self._queue.enqueue(job_id, mode)
+        for job_id, mode, dispatch in held:
+            await self._queue.enqueue(job_id, mode, dispatch)
 
 
 @pytest.fixture

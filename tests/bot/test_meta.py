@@ -34,7 +34,7 @@ IMAGES_ON = {"grid": IMAGES_PER_JOB, "single": 1}  # a 2×2 grid; an upscale's o
 class NoQueue:
     """Nothing is submitted in these tests."""
 
-    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+    async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
         raise AssertionError("nothing should be queued here")
 
 

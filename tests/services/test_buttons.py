@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import uuid
 
@@ -31,6 +30,7 @@ from sojourn.services.lifecycle import StoredImage
 from sojourn.services.submission import Origin
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec
+from tests.services.workers import FIRST_ATTEMPT, RECOVERY, TEST_WORKER
 
 _user_ids = itertools.count(50_000)
 pytestmark = pytest.mark.usefixtures("pinned_clock")
@@ -59,14 +59,14 @@ async def finished_job(
     )
     spec = JobSpec.model_validate(job.spec)
     async with sessions.begin() as session:
-        await lifecycle.claim_job(session, job.id, "test-node", stale_after=dt.timedelta(minutes=5))
+        await lifecycle.claim_job(session, job.id, TEST_WORKER, RECOVERY)
         stored = [
             StoredImage(index=i, seed=spec.image_seeds()[i - 1], width=spec.width, height=spec.height,
                         storage_key=f"jobs/{job.id}/{i}.png")
             for i in range(1, images + 1)
         ] + [StoredImage(index=0, seed=spec.seed or 0, width=2 * spec.width, height=2 * spec.height,
                          storage_key=f"jobs/{job.id}/grid.png")]  # fmt: skip
-        assert await lifecycle.complete_job(session, job.id, "test-node", stored)
+        assert await lifecycle.complete_job(session, job.id, FIRST_ATTEMPT, stored)
     return job
 
 
@@ -112,9 +112,9 @@ async def test_each_action_makes_the_right_job_with_lineage_and_cost(sessions, s
 
     # On the upscaled image: vary and zoom, back at the grid's resolution.
     async with sessions.begin() as session:
-        await lifecycle.claim_job(session, upscale.id, "test-node", stale_after=dt.timedelta(minutes=5))
+        await lifecycle.claim_job(session, upscale.id, TEST_WORKER, RECOVERY)
         image = StoredImage(index=1, seed=12, width=2688, height=1536, storage_key=f"jobs/{upscale.id}/1.png")
-        assert await lifecycle.complete_job(session, upscale.id, "test-node", [image])
+        assert await lifecycle.complete_job(session, upscale.id, FIRST_ATTEMPT, [image])
     subtle = (await press_button(sessions, settings, queue, press(upscale, actions.VARY_SUBTLE))).job
     zoom = (await press_button(sessions, settings, queue, press(upscale, actions.ZOOM_OUT_15))).job
     sub, zo = (JobSpec.model_validate(j.spec) for j in (subtle, zoom))
@@ -139,10 +139,10 @@ async def test_upscaling_past_the_limit_is_refused_clearly(sessions, settings, q
     )
     first = (await press_button(sessions, capped, queue, press(parent, actions.UPSCALE, 1))).job
     async with sessions.begin() as session:
-        await lifecycle.claim_job(session, first.id, "n", stale_after=dt.timedelta(minutes=5))
+        await lifecycle.claim_job(session, first.id, TEST_WORKER, RECOVERY)
         spec = JobSpec.model_validate(first.spec)
         image = StoredImage(index=1, seed=3, width=spec.width, height=spec.height, storage_key="k")
-        await lifecycle.complete_job(session, first.id, "n", [image])
+        await lifecycle.complete_job(session, first.id, FIRST_ATTEMPT, [image])
     with pytest.raises(ButtonRefused, match=r"largest upscale is 2048 px on the long side"):
         await press_button(sessions, capped, queue, press(first, actions.UPSCALE_AGAIN))
 
@@ -288,9 +288,9 @@ async def test_a_remix_checks_the_image_prompt_as_imagine_does(sessions, setting
         image_key="x.png",
     )
     async with sessions.begin() as session:
-        await lifecycle.claim_job(session, parent.id, "n", stale_after=dt.timedelta(minutes=5))
+        await lifecycle.claim_job(session, parent.id, TEST_WORKER, RECOVERY)
         image = StoredImage(index=1, seed=1, width=1024, height=1024, storage_key=f"jobs/{parent.id}/1.png")
-        await lifecycle.complete_job(session, parent.id, "n", [image])
+        await lifecycle.complete_job(session, parent.id, FIRST_ATTEMPT, [image])
     # --iw 2 starts the render halfway: a --stop at 40 % would end it before it begins.
     with pytest.raises(PromptError, match="--stop 40 ends before an image prompt at --iw 2 even starts"):
         await press_button(

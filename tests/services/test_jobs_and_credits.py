@@ -22,6 +22,7 @@ from sojourn.services.pricing import job_cost
 from sojourn.services.recovery import recover_jobs
 from sojourn.settings import Credits, Limits, Settings
 from sojourn.spec import JobSpec, PromptPart
+from tests.services.workers import FIRST_ATTEMPT, RECOVERY, TEST_WORKER
 
 _user_ids = itertools.count(10_000)
 TODAY = dt.date(2026, 11, 21)  # passed explicitly to the ledger
@@ -216,12 +217,12 @@ async def _submitted(sessions, settings, queue) -> tuple[int, Job]:  # type: ign
 async def test_failure_refunds_once_and_settle_cannot_follow(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id, job = await _submitted(sessions, settings, queue)
     async with sessions.begin() as session:
-        assert await lifecycle.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2))
+        assert await lifecycle.claim_job(session, job.id, TEST_WORKER, RECOVERY)
     for _ in range(2):
         async with sessions.begin() as session:
             await lifecycle.fail_job(session, job.id, "boom")
     async with sessions.begin() as session:
-        assert not await lifecycle.complete_job(session, job.id, "node-a", [])
+        assert not await lifecycle.complete_job(session, job.id, FIRST_ATTEMPT, [])
     assert await balance_matches_ledger(sessions, user_id) == 40
     kinds = [e.kind for e in await ledger_of(sessions, user_id)]
     assert kinds == [LedgerKind.DAILY, LedgerKind.HOLD, LedgerKind.REFUND]
@@ -230,12 +231,12 @@ async def test_failure_refunds_once_and_settle_cannot_follow(sessions, settings,
 async def test_success_settles_once_and_refund_cannot_follow(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id, job = await _submitted(sessions, settings, queue)
     async with sessions.begin() as session:
-        assert await lifecycle.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2))
+        assert await lifecycle.claim_job(session, job.id, TEST_WORKER, RECOVERY)
     image = lifecycle.StoredImage(
         index=1, seed=5, width=1024, height=1024, storage_key=f"jobs/{job.id}/image-1.png"
     )
     async with sessions.begin() as session:
-        assert await lifecycle.complete_job(session, job.id, "node-a", [image])
+        assert await lifecycle.complete_job(session, job.id, FIRST_ATTEMPT, [image])
     for operation in (lifecycle.fail_job, lifecycle.cancel_job):
         async with sessions.begin() as session:
             args = (session, job.id, "late") if operation is lifecycle.fail_job else (session, job.id)
@@ -244,28 +245,12 @@ async def test_success_settles_once_and_refund_cannot_follow(sessions, settings,
     assert [e.kind for e in await ledger_of(sessions, user_id)][-1] == LedgerKind.SETTLE
 
 
-async def test_claim_rules_for_redelivery(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
-    _, job = await _submitted(sessions, settings, queue)
-    stale = dt.timedelta(minutes=2)
-    async with sessions.begin() as session:
-        assert await lifecycle.claim_job(session, job.id, "node-a", stale_after=stale)
-    async with sessions.begin() as session:  # a duplicate while node-a works on it: skip
-        assert await lifecycle.claim_job(session, job.id, "node-b", stale_after=stale) is None
-    async with sessions.begin() as session:  # node-a's process died and the message came back to node-a
-        again = await lifecycle.claim_job(session, job.id, "node-a", stale_after=stale)
-        assert again is not None and again.attempts == 2
-    async with sessions.begin() as session:  # node-a vanished: its heartbeat goes stale, node-b takes over
-        assert await lifecycle.claim_job(session, job.id, "node-b", stale_after=dt.timedelta(seconds=-1))
-
-
 async def test_cancel_refunds_a_queued_job(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id, job = await _submitted(sessions, settings, queue)
     async with sessions.begin() as session:
         assert await lifecycle.cancel_job(session, job.id)
     async with sessions.begin() as session:  # a worker picking it up afterwards does nothing
-        assert (
-            await lifecycle.claim_job(session, job.id, "node-a", stale_after=dt.timedelta(minutes=2)) is None
-        )
+        assert await lifecycle.claim_job(session, job.id, TEST_WORKER, RECOVERY) is None
     assert await balance_matches_ledger(sessions, user_id) == 40
 
 

@@ -24,7 +24,7 @@ T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
 
 class Collecting:
-    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+    async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
         return None
 
 

@@ -26,7 +26,7 @@ class Collecting:
     def __init__(self) -> None:
         self.sent: list[uuid.UUID] = []
 
-    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+    async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
         self.sent.append(job_id)
 
 

@@ -36,7 +36,7 @@ JOB_TIMEOUT = 120.0
 class NotSent:
     """A queue that sends nothing, to stage jobs the way a crash would leave them."""
 
-    async def enqueue(self, job_id: uuid.UUID, mode: str) -> None:
+    async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
         return None
 
 
