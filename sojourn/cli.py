@@ -54,6 +54,12 @@ def _build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="upgrade the database to the latest schema")
     migrate.set_defaults(handler=_cmd_migrate)
 
+    audit = commands.add_parser(
+        "audit", help="check the money and the jobs on the database (read-only); exit 1 on a violation"
+    )
+    audit.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    audit.set_defaults(handler=_cmd_audit)
+
     parse = commands.add_parser("parse", help="print the job specs a prompt expands to, as JSON")
     parse.add_argument("prompt")
     parse.set_defaults(handler=_cmd_parse)
@@ -88,6 +94,39 @@ def _cmd_migrate(_args: argparse.Namespace) -> int:
     upgrade(Settings().resolved_database_url)
     print("database is at the latest schema")
     return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from db.session import make_engine, make_sessionmaker
+    from sojourn.services.audit import audit_database
+    from sojourn.storage import LocalStorage
+
+    settings = Settings()
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        # Connecting would create an empty database: say so instead, and write nothing.
+        print(f"no database at {url.database}: check SOJOURN_DATABASE_URL", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    async def audit() -> int:
+        engine = make_engine(settings.resolved_database_url, pool_size=1)
+        try:
+            report = await audit_database(
+                make_sessionmaker(engine), settings, LocalStorage(settings.resolved_storage_dir)
+            )
+        finally:
+            await engine.dispose()
+        if args.json:
+            print(json.dumps(report.as_json()))
+        else:
+            for violation in report.violations:
+                print(violation)
+            print(report.summary())
+        return 0 if report.ok else 1
+
+    return asyncio.run(audit())
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ class ImageStorage(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def exists(self, key: str) -> bool: ...
+
     def local_path(self, key: str) -> Path | None:
         """A filesystem path for the key, where the backend has one (else None)."""
         ...
@@ -48,6 +50,9 @@ class LocalStorage:
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
