@@ -15,12 +15,17 @@ from contextlib import asynccontextmanager
 
 import discord
 from discord import app_commands
+from sqlalchemy.exc import DBAPIError
 
 from sojourn.errors import UserError
 
 log = logging.getLogger(__name__)
 
 GENERIC_FAILURE = "Something went wrong on our side, and nothing was charged. Please try again in a moment."
+DATABASE_DOWN = (
+    "The bot cannot reach its database right now, so nothing was done and nothing was charged. "
+    "Please try again in a minute."
+)
 
 
 async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
@@ -55,6 +60,9 @@ async def errors_as_replies(interaction: discord.Interaction) -> AsyncIterator[N
         yield
     except UserError as error:
         await _reply_quietly(interaction, error.message)
+    except (DBAPIError, ConnectionError):
+        log.warning("component interaction failed: the database is unreachable", exc_info=True)
+        await _reply_quietly(interaction, DATABASE_DOWN)
     except Exception:
         log.exception("component interaction %s failed", dict(interaction.data or {}).get("custom_id"))
         await _reply_quietly(interaction, GENERIC_FAILURE)
@@ -65,6 +73,8 @@ def describe_app_command_error(error: app_commands.AppCommandError) -> str | Non
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(original, UserError):
         return original.message
+    if isinstance(original, DBAPIError | ConnectionError):  # a restart or failover: worth a retry
+        return DATABASE_DOWN
     if isinstance(original, app_commands.CommandOnCooldown):
         return f"Slow down a little: try again in {original.retry_after:.0f} s."
     if isinstance(original, app_commands.NoPrivateMessage):
@@ -84,9 +94,16 @@ class SojournTree(app_commands.CommandTree[discord.Client]):
             log.error("autocomplete failed for user %s", interaction.user.id, exc_info=error)
             return  # an autocomplete cannot be answered with a message
         message = describe_app_command_error(error)
+        if message == DATABASE_DOWN:
+            log.warning("/%s: the database is unreachable (%s)", _command_name(interaction), error)
         if message is None:
-            command = interaction.command.qualified_name if interaction.command else "?"
             original = getattr(error, "original", error)
-            log.error("/%s failed for user %s", command, interaction.user.id, exc_info=original)
+            log.error(
+                "/%s failed for user %s", _command_name(interaction), interaction.user.id, exc_info=original
+            )
             message = GENERIC_FAILURE
         await _reply_quietly(interaction, message)
+
+
+def _command_name(interaction: discord.Interaction) -> str:
+    return interaction.command.qualified_name if interaction.command else "?"

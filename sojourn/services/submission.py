@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ACTIVE_STATUSES, Job, JobKind, JobStatus, LedgerKind
@@ -172,8 +173,14 @@ async def enqueue_jobs(
         try:
             await queue.enqueue(job.id, job.spec.get("mode", "fast"), job.dispatch)
             sent.append(job.id)
-        except Exception:
-            log.exception("could not enqueue job %s; the recovery sweep will retry", job.id)
-    if sent:
+        except Exception as error:  # the broker is down: one line, not a traceback per job
+            log.warning("could not enqueue job %s (%s); the recovery sweep will retry", job.id, error)
+    if not sent:
+        return
+    try:
         async with sessions.begin() as session:
             await session.execute(update(Job).where(Job.id.in_(sent)).values(enqueued_at=utcnow()))
+    except (DBAPIError, OSError):
+        # The jobs are committed and their messages sent: the submission succeeded. Unmarked,
+        # they look unsent, and the sweep resends them; a worker runs one copy, once.
+        log.warning("could not mark %d jobs as sent; the recovery sweep will resend them", len(sent))
