@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 # Extra pip arguments for the CPU build of torch (e.g. an index URL), used when there is no GPU.
 TORCH_CPU_ARGS ?=
 
-.PHONY: install run test test-dates lint bench clean
+.PHONY: install run test test-dates fuzz lint bench clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ test: install
 test-dates: install
 	command -v faketime >/dev/null || $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq faketime
 	for shift in +1d +366d; do scripts/with-services.sh faketime -f $$shift $(PY) -m pytest -q || exit 1; done
+
+# The fuzz suite at full strength: 100,000 generated inputs per property, a fresh random search
+# each run (failures are saved in .hypothesis/ and replayed first). It needs no database.
+fuzz: install
+	SOJOURN_FUZZ_EXAMPLES=100000 $(PY) -m pytest -q tests/fuzz
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

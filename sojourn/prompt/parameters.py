@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 
 from sojourn.prompt.aspect import MAX_RATIO
-from sojourn.prompt.errors import PromptError
+from sojourn.prompt.errors import PromptError, excerpt
 from sojourn.prompt.rules import NIJI_PREFIX, PromptRules
 from sojourn.spec import IMAGE_WEIGHT_MAX, SEED_MAX
 
@@ -142,7 +142,7 @@ def _read_parameter(parameter: WrittenParameter, values: ParameterValues, rules:
     if kind in _FLAGS:
         if parameter.values:
             raise PromptError(
-                f"{parameter.token} takes no value, but '{_shorten(' '.join(parameter.values))}' follows it: "
+                f"{parameter.token} takes no value, but '{excerpt(' '.join(parameter.values))}' follows it: "
                 "remove that, or move it before the parameters"
             )
         match kind:
@@ -173,7 +173,7 @@ def _read_parameter(parameter: WrittenParameter, values: ParameterValues, rules:
         case "style":
             if value.lower() != "raw":
                 raise PromptError(
-                    f"{parameter.token} {_shorten(value)} is not a style: use {_VALUE_HINTS['style']}"
+                    f"{parameter.token} {excerpt(value)} is not a style: use {_VALUE_HINTS['style']}"
                 )
             values.raw = True
         case "version":
@@ -200,16 +200,16 @@ def _single_value(parameter: WrittenParameter, hint: str) -> str:
 def _whole_number(token: str, value: str, kind: str) -> int:
     low, high = _WHOLE_NUMBER_RANGES[kind]
     if not re.fullmatch(r"-?[0-9]+", value):
-        raise PromptError(f"{token} {_shorten(value)} is not a whole number: use {_VALUE_HINTS[kind]}")
+        raise PromptError(f"{token} {excerpt(value)} is not a whole number: use {_VALUE_HINTS[kind]}")
     digits = value.lstrip("-").lstrip("0") or "0"
     # Compare lengths first: a long enough string of digits is out of range, and int() would refuse it.
     if value.startswith("-") or len(digits) > len(str(high)) or not low <= int(digits) <= high:
-        raise PromptError(f"{token} {_shorten(value)} is out of range: use {_VALUE_HINTS[kind]}")
+        raise PromptError(f"{token} {excerpt(value)} is out of range: use {_VALUE_HINTS[kind]}")
     return int(digits)
 
 
 def _aspect(token: str, value: str) -> tuple[int, int]:
-    shown = _shorten(value)
+    shown = excerpt(value)
     ratio = re.fullmatch(r"([0-9]+):([0-9]+)", value)
     if ratio is None:
         raise PromptError(f"{token} {shown} is not an aspect ratio: use {_VALUE_HINTS['ar']}")
@@ -233,12 +233,12 @@ def _quality(token: str, value: str) -> float:
     except InvalidOperation:  # "." alone
         quality = None
     if quality is None:
-        raise PromptError(f"{token} {_shorten(value)} is not a quality: use {_VALUE_HINTS['quality']}")
+        raise PromptError(f"{token} {excerpt(value)} is not a quality: use {_VALUE_HINTS['quality']}")
     return quality
 
 
 def _image_weight(token: str, value: str) -> float:
-    shown = _shorten(value)
+    shown = excerpt(value)
     if not re.fullmatch(r"[0-9]*\.?[0-9]+|[0-9]+\.", value) or len(value) > 12:
         raise PromptError(f"{token} {shown} is not a number: use {_VALUE_HINTS['iw']}")
     weight = float(Decimal(value))
@@ -264,9 +264,7 @@ def _preset(token: str, value: str, key: str, rules: PromptRules) -> str:
     for candidate in (key, key.removesuffix(".0"), key + ".0"):
         if candidate in rules.presets:
             return candidate
-    raise PromptError(
-        f"{token} {_shorten(value)} is not a version here: use one of {rules.version_choices()}"
-    )
+    raise PromptError(f"{token} {excerpt(value)} is not a version here: use one of {rules.version_choices()}")
 
 
 def _version_number(version: str) -> float:
@@ -279,7 +277,7 @@ def _missing_value(token: str, hint: str) -> PromptError:
 
 def _text_after_parameters(words: tuple[str, ...]) -> PromptError:
     return PromptError(
-        f"'{_shorten(' '.join(words))}' comes after the parameters: write the prompt first and put "
+        f"'{excerpt(' '.join(words))}' comes after the parameters: write the prompt first and put "
         "all parameters (--ar, --no …) at the end"
     )
 
@@ -287,7 +285,7 @@ def _text_after_parameters(words: tuple[str, ...]) -> PromptError:
 def _unknown_parameter(parameter: WrittenParameter) -> PromptError:
     spelled_out = [alias for alias in _ALIASES if len(alias) > 1]
     close = difflib.get_close_matches(parameter.name, spelled_out, n=1, cutoff=0.6)
-    token = _shorten(parameter.token)
+    token = excerpt(parameter.token)
     if close:
         return PromptError(f"unknown parameter {token}: did you mean --{close[0]}?")
     return PromptError(f"unknown parameter {token}: the parameters are {_PARAMETER_LIST}")
@@ -301,7 +299,3 @@ def _without_duplicates(items: list[str]) -> list[str]:
             seen.add(item.casefold())
             kept.append(item)
     return kept
-
-
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

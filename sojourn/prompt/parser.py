@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sojourn.prompt.aspect import resolution_for
 from sojourn.prompt.canonical import to_canonical
-from sojourn.prompt.errors import PromptError
+from sojourn.prompt.errors import PromptError, excerpt
 from sojourn.prompt.parameters import ParameterValues, read_parameters, split_off_parameters
 from sojourn.prompt.permutations import count_permutations, expand_permutations
 from sojourn.prompt.rules import PromptRules
@@ -48,7 +48,7 @@ def read_saved_parameters(text: str, rules: PromptRules, subject: str) -> Parame
     (expanded,) = expand_permutations(text, max_permutations=1)
     prompt_text, written = split_off_parameters(fold_whitespace(expanded))
     if prompt_text:
-        raise PromptError(f"'{prompt_text[:40]}' is not a parameter: {subject} hold only parameters")
+        raise PromptError(f"'{excerpt(prompt_text)}' is not a parameter: {subject} hold only parameters")
     return read_parameters(written, rules)
 
 

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from decimal import Decimal
 
-from sojourn.prompt.errors import PromptError
+from sojourn.prompt.errors import PromptError, excerpt
 from sojourn.prompt.parameters import is_parameter_token
 from sojourn.spec import PromptPart
 
@@ -22,7 +22,8 @@ MAX_EMPHASIS = 3.0
 def check_characters(text: str) -> None:
     """Reject invisible control and format characters (tabs and newlines are whitespace)."""
     for char in text:
-        if unicodedata.category(char) in ("Cc", "Cf") and char not in _WHITESPACE_CONTROLS:
+        # Cs: half of a surrogate pair, which no text can store on its own.
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs") and char not in _WHITESPACE_CONTROLS:
             raise PromptError(
                 f"the prompt contains the invisible character U+{ord(char):04X}: remove it "
                 "(retyping the text helps if it was pasted)"
@@ -57,15 +58,18 @@ def split_multi_prompt(text: str) -> tuple[PromptPart, ...]:
 def _part(text: str, separator: str | None, weight_text: str | None) -> PromptPart:
     text = text.strip()
     if not text:
-        raise PromptError(f"there is no text before {separator}: write text{separator}, e.g. dog{separator}")
+        shown = excerpt(separator or "::")
+        raise PromptError(f"there is no text before {shown}: write text{shown}, e.g. dog{shown}")
     first_word = text.split(" ", 1)[0]
     if is_parameter_token(first_word):
-        raise PromptError(f"{first_word} is glued to the '::' before it: put a space between them")
+        raise PromptError(f"{excerpt(first_word)} is glued to the '::' before it: put a space between them")
     weight = 1.0
     if weight_text is not None:
         weight = float(weight_text) + 0.0  # + 0.0 turns -0.0 into 0.0
         if not math.isfinite(weight):
-            raise PromptError(f"the weight in {separator} is too large: use a smaller number")
+            raise PromptError(
+                f"the weight in {excerpt(separator or '::')} is too large: use a smaller number"
+            )
     emphasis_segments(text)  # validates the (word:1.2) weights
     return PromptPart(text=text, weight=weight)
 
@@ -80,8 +84,8 @@ def emphasis_segments(text: str) -> list[tuple[str, float]]:
         weight = float(emphasis["weight"]) + 0.0
         if not 0 <= weight <= MAX_EMPHASIS:
             raise PromptError(
-                f"{emphasis.group(0)} has the weight {emphasis['weight']}: emphasis weights go from 0 to "
-                f"{MAX_EMPHASIS:g}, e.g. (word:1.2)"
+                f"{excerpt(emphasis.group(0))} has the weight {excerpt(emphasis['weight'])}: emphasis "
+                f"weights go from 0 to {MAX_EMPHASIS:g}, e.g. (word:1.2)"
             )
         if emphasis.start() > literal_start:
             segments.append((text[literal_start : emphasis.start()], 1.0))
