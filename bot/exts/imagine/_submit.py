@@ -16,8 +16,11 @@ if TYPE_CHECKING:
     from bot.bot import SojournBot
 
 
-async def image_prompt_key(bot: SojournBot, attachment: discord.Attachment) -> str:
-    """Validate the attachment (declared type and size, then its bytes) and store it; its storage key."""
+async def image_prompt_key(bot: SojournBot, attachment: discord.Attachment) -> tuple[str, bool]:
+    """Validate the attachment (declared type and size, then its bytes) and store it.
+
+    Returns its storage key, and whether it was an animation (of which the first frame is kept).
+    """
     limits = bot.settings.bot
     check_declared(attachment.content_type, attachment.size, max_bytes=limits.max_image_bytes)
     try:
@@ -27,7 +30,7 @@ async def image_prompt_key(bot: SojournBot, attachment: discord.Attachment) -> s
     image = await asyncio.to_thread(
         read_image_prompt, data, max_bytes=limits.max_image_bytes, max_side=limits.max_image_side
     )
-    return await asyncio.to_thread(store_image_prompt, bot.storage, image)
+    return await asyncio.to_thread(store_image_prompt, bot.storage, image), image.animated
 
 
 async def submit_imagine(
@@ -37,7 +40,7 @@ async def submit_imagine(
     check_can_post(interaction)
     channel = interaction.channel
     assert isinstance(channel, discord.abc.Messageable)
-    image_key = await image_prompt_key(bot, image) if image is not None else None
+    image_key, animated = await image_prompt_key(bot, image) if image is not None else (None, False)
     jobs = await submit_prompt(
         bot.sessions,
         bot.settings,
@@ -53,6 +56,8 @@ async def submit_imagine(
     held = sum(job.cost for job in jobs)
     ids = ", ".join(f"`{job.id}`" for job in jobs)
     noun = "job" if len(jobs) == 1 else "jobs"
+    first_frame = " The attached image is animated: its first frame is the image prompt." if animated else ""
     return (
         f"Queued {len(jobs)} {noun} ({held} credits held): {ids}. /cancel stops one; /info shows your queue."
+        + first_frame
     )

@@ -13,6 +13,7 @@ from typing import Any
 import discord
 
 from bot.errors import errors_as_replies
+from sojourn.errors import UserError
 from sojourn.prompt.text import format_number
 from sojourn.services.users import (
     ASPECT_CHOICES,
@@ -73,7 +74,11 @@ class SettingSelect(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         async with errors_as_replies(interaction):
-            value = _parse_choice(self.setting, self.item.values[0])
+            _, choices, _ = _SELECTS[self.setting]
+            picked = self.item.values  # hostile until checked: only what the menu offers
+            if len(picked) != 1 or picked[0] not in {_choice_value(choice) for choice in choices}:
+                raise UserError("That settings panel is out of date: run /settings again.")
+            value = _parse_choice(self.setting, picked[0])
             defaults = await update_defaults(
                 interaction.client.sessions,  # type: ignore[attr-defined]
                 interaction.user.id,
