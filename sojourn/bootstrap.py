@@ -64,6 +64,11 @@ def settings_environment(settings: Settings) -> dict[str, str]:
             "SOJOURN_MODELS__UNCLIP": settings.models.unclip,
             "SOJOURN_MODELS__VAE": settings.models.vae,
             "SOJOURN_PREVIEW_EVERY": str(settings.preview_every),
+            "SOJOURN_WORKER_NAME": settings.worker_name,
+            **{
+                f"SOJOURN_RECOVERY__{name.upper()}": str(value)
+                for name, value in settings.recovery.model_dump().items()
+            },
         }
     )
     if settings.redis_url:

@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import redis
@@ -102,10 +103,22 @@ def tiny_models() -> Iterator[object]:
     yield paths
 
 
+# One intra-op thread for the tests' workers: on a small machine shared with the test process,
+# OpenMP's threads spin-wait on each other at every barrier, and a tiny render that takes 0.3 s on
+# one thread took 10 s or more on two (measured on a loaded 2-core machine).
+TEST_WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": "1"}
+
+
+def start_test_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """`sojourn.bootstrap.start_worker`, with the tests' worker environment."""
+    with mock.patch.dict(os.environ, TEST_WORKER_ENVIRONMENT):
+        return start_worker(settings)
+
+
 @contextlib.contextmanager
 def running_worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker child process, as `sojourn worker` runs it, ready for tasks."""
-    process = start_worker(settings)
+    process = start_test_worker(settings)
     try:
         try:
             wait_until_ready(settings, process)

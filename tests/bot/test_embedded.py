@@ -11,12 +11,13 @@ from bot import create_bot
 from db.migrate import upgrade_async
 from db.models import JobStatus
 from db.session import make_engine, make_sessionmaker
-from sojourn.bootstrap import start_worker, stop_worker
+from sojourn.bootstrap import stop_worker
 from sojourn.celery_app import make_celery
 from sojourn.queue import CeleryJobQueue
 from sojourn.settings import BotSettings, Settings
 from tests.bot.conftest import eventually, jobs_of, start_env, stop_env
 from tests.bot.helpers import attachment_image, result_message
+from tests.conftest import start_test_worker
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def embedded_settings(tiny_models, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 async def embedded_worker(embedded_settings: Settings) -> AsyncIterator[object]:
     await upgrade_async(embedded_settings.resolved_database_url)
-    process = start_worker(embedded_settings)
+    process = start_test_worker(embedded_settings)
     yield process
     stop_worker(process)
 
