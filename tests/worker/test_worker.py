@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import errno
 import io
 import json
-import os
 import subprocess
 import threading
 import time
@@ -29,6 +27,7 @@ from sojourn.services.lifecycle import cancel_job
 from sojourn.services.submission import submit_prompt
 from sojourn.settings import Settings
 from tests.conftest import running_worker, worker_settings
+from tests.held_image import HeldImagePrompt
 
 JOB_TIMEOUT = 120.0
 
@@ -38,49 +37,6 @@ class NotSent:
 
     async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
         return None
-
-
-class HeldImagePrompt:
-    """An image prompt that the worker cannot read until the test lets it: a named pipe in storage.
-
-    The runner reads a job's image prompt right after claiming it, so a job whose image prompt is
-    this pipe is RUNNING and stays so, short of its first denoising step, until `release` writes
-    the picture. That is a worker held mid-job for as long as a test needs, without a race.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.key = f"prompts/held-{uuid.uuid4().hex}.png"
-        self.path = settings.resolved_storage_dir / self.key
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.mkfifo(self.path)
-
-    async def attach(self, sessions, job: Job) -> None:  # type: ignore[no-untyped-def]
-        """Make this pipe `job`'s image prompt (as the bot does with a stored upload)."""
-        async with sessions.begin() as session:
-            row = await session.get(Job, job.id)
-            row.spec = {**row.spec, "image_key": self.key, "image_weight": 1.0}  # type: ignore[union-attr]
-
-    async def release(self) -> None:
-        """Hand the picture to the worker reading the pipe (waiting for one to open it)."""
-        buffer = io.BytesIO()
-        PILImage.new("RGB", (64, 64), (200, 120, 40)).save(buffer, format="PNG")
-        deadline = time.monotonic() + JOB_TIMEOUT
-        while True:
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)  # fails while nobody reads
-            except OSError as error:
-                if error.errno != errno.ENXIO:
-                    raise
-                if time.monotonic() > deadline:
-                    pytest.fail(f"no worker process read the held image prompt in {JOB_TIMEOUT:.0f} s")
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                assert os.write(fd, buffer.getvalue()) == len(buffer.getvalue())  # fits the pipe's buffer
-            finally:
-                os.close(fd)
-            self.path.unlink()
-            return
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +212,7 @@ async def test_running_out_of_memory_fails_cleanly_and_the_worker_recovers(  # t
 async def test_cancelling_a_running_job_interrupts_it_and_refunds(  # type: ignore[no-untyped-def]
     sessions, settings, celery_app, worker
 ) -> None:
-    held = HeldImagePrompt(settings)
+    held = HeldImagePrompt(settings.resolved_storage_dir)
     job = await submit(sessions, settings, "a very slow cathedral --seed 12", queue=NotSent())
     await held.attach(sessions, job)
     celery_app.send_task(RENDER_TASK, args=[str(job.id)], queue="fast")
@@ -275,7 +231,7 @@ async def test_cancelling_a_running_job_interrupts_it_and_refunds(  # type: igno
 
 
 async def test_a_killed_worker_process_loses_no_job(sessions, settings, celery_app, worker) -> None:  # type: ignore[no-untyped-def]
-    held = HeldImagePrompt(settings)
+    held = HeldImagePrompt(settings.resolved_storage_dir)
     job = await submit(sessions, settings, "a phoenix --seed 14", queue=NotSent())
     await held.attach(sessions, job)
     celery_app.send_task(RENDER_TASK, args=[str(job.id)], queue="fast")
