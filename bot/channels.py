@@ -72,7 +72,9 @@ class ClientChannels:
             return True
         if guild_id is None:
             return 0 in self._client.shard_ids
-        return self._client.get_guild(guild_id) is not None
+        # Discord's own rule, from the id alone: right even before the guild is in the cache.
+        shard_count = self._client.shard_count or 1
+        return (guild_id >> 22) % shard_count in self._client.shard_ids
 
     def served_guild_ids(self) -> list[int] | None:
         if self._client.shard_ids is None:

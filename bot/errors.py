@@ -10,6 +10,7 @@ and the user would see "This interaction failed".
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +23,9 @@ from sojourn.errors import UserError
 log = logging.getLogger(__name__)
 
 GENERIC_FAILURE = "Something went wrong on our side, and nothing was charged. Please try again in a moment."
+# What reaching the database raises while it restarts or fails over (asyncpg's connect errors
+# are plain OSErrors: refused, timed out, or the name not found).
+DATABASE_OUTAGES = (DBAPIError, ConnectionError, TimeoutError, socket.gaierror)
 DATABASE_DOWN = (
     "The bot cannot reach its database right now, so nothing was done and nothing was charged. "
     "Please try again in a minute."
@@ -60,7 +64,7 @@ async def errors_as_replies(interaction: discord.Interaction) -> AsyncIterator[N
         yield
     except UserError as error:
         await _reply_quietly(interaction, error.message)
-    except (DBAPIError, ConnectionError):
+    except DATABASE_OUTAGES:
         log.warning("component interaction failed: the database is unreachable", exc_info=True)
         await _reply_quietly(interaction, DATABASE_DOWN)
     except Exception:
@@ -73,7 +77,7 @@ def describe_app_command_error(error: app_commands.AppCommandError) -> str | Non
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(original, UserError):
         return original.message
-    if isinstance(original, DBAPIError | ConnectionError):  # a restart or failover: worth a retry
+    if isinstance(original, DATABASE_OUTAGES):  # a restart or failover: worth a retry
         return DATABASE_DOWN
     if isinstance(original, app_commands.CommandOnCooldown):
         return f"Slow down a little: try again in {original.retry_after:.0f} s."

@@ -63,6 +63,8 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="fast",
+        # A broker blip must not cancel a render in progress (Celery 6 will default to cancelling).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )
