@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 RENDER_TASK = "sojourn.render_job"
 QUEUES = ("fast", "relax")  # `--fast` / `--relax`: each a Celery queue
+# kombu's Redis transport serves priority 0 first: a job sent again (its worker died, or the broker
+# lost its message) goes ahead of the new jobs, which keep their order behind it.
+NEW_JOB_PRIORITY = 3
+RESENT_JOB_PRIORITY = 0
 
 
 def message_id(job_id: uuid.UUID, dispatch: int) -> str:
@@ -54,4 +58,5 @@ class CeleryJobQueue:
             args=[str(job_id), dispatch],
             queue=queue,
             task_id=message_id(job_id, dispatch),
+            priority=RESENT_JOB_PRIORITY if dispatch > 0 else NEW_JOB_PRIORITY,
         )

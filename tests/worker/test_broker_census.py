@@ -49,3 +49,22 @@ async def test_the_embedded_broker_folder(tmp_path: Path) -> None:
     for path in (settings.embedded_broker_dir / "queue").glob("*.msg"):
         path.unlink()  # consumed
     assert await census.held_message_ids() == set()
+
+
+async def test_a_resent_job_goes_ahead_of_new_ones(redis_base_url: str, tmp_path: Path) -> None:
+    url = redis_base_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    redis.Redis.from_url(url).flushdb()
+    app = make_celery(Settings(redis_url=url, data_dir=tmp_path))
+    queue = CeleryJobQueue(app)
+    first, second, resent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await queue.enqueue(first, "fast", 0)
+    await queue.enqueue(second, "fast", 0)
+    await queue.enqueue(resent, "fast", 1)  # its worker died: it was already someone's turn
+    order = []
+    with app.connection_for_read() as connection:
+        fast = connection.SimpleQueue("fast")
+        for _ in range(3):
+            message = fast.get(timeout=5)
+            order.append(message.headers["id"])
+            message.ack()
+    assert order == [message_id(resent, 1), message_id(first, 0), message_id(second, 0)]
