@@ -116,7 +116,8 @@ def register_this_worker(settings: Settings, name: str) -> uuid.UUID:
         try:
             return asyncio.run(register())
         except (DBAPIError, OSError) as error:
-            log.warning("cannot register the worker yet (%s); retrying in %.0f s", error, delay)
+            if delay == 0.5:  # one line per outage
+                log.warning("cannot register the worker yet (%s); retrying until the database answers", error)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 

@@ -83,7 +83,8 @@ class JobRunner:
             except (DBAPIError, OSError) as error:
                 if time.monotonic() + delay > deadline:
                     raise
-                log.warning("the database is unreachable (%s); retrying in %.1f s", error, delay)
+                if delay == 0.25:  # one line per outage
+                    log.warning("the database is unreachable (%s); retrying until it answers", error)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
