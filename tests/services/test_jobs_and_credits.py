@@ -12,11 +12,12 @@ import redis
 from sqlalchemy import func, select
 
 from db.models import Job, JobStatus, LedgerEntry, LedgerKind, User
+from sojourn.broker_census import RedisBrokerCensus
 from sojourn.celery_app import make_celery
 from sojourn.clock import FixedClock, use_clock, utcnow
 from sojourn.errors import Banned, InsufficientCredits, TooManyJobs
 from sojourn.prompt import PromptError
-from sojourn.queue import CeleryJobQueue
+from sojourn.queue import CeleryJobQueue, message_id
 from sojourn.services import credits, lifecycle, submission
 from sojourn.services.pricing import job_cost
 from sojourn.services.recovery import recover_jobs
@@ -79,7 +80,6 @@ async def balance_matches_ledger(sessions, user_id: int) -> int:  # type: ignore
 
 async def test_submit_holds_credits_inserts_and_enqueues(sessions, settings, queue, redis_url) -> None:  # type: ignore[no-untyped-def]
     user_id = new_user()
-    before = redis.Redis.from_url(redis_url).llen("fast")
     jobs = await submission.submit_prompt(
         sessions, settings, queue, user_id=user_id, text="a lighthouse in a storm --ar 16:9 --seed 7"
     )
@@ -89,7 +89,7 @@ async def test_submit_holds_credits_inserts_and_enqueues(sessions, settings, que
     assert job.spec["width"] == 1344 and job.spec["height"] == 768 and job.spec["seed"] == 7
     assert job.cost == job_cost(JobSpec.model_validate(job.spec), settings.credits)
     assert "--seed 7" in job.prompt
-    assert redis.Redis.from_url(redis_url).llen("fast") == before + 1
+    assert message_id(job.id, 0) in await RedisBrokerCensus(redis_url).held_message_ids()
 
     entries = await ledger_of(sessions, user_id)
     assert [(e.kind, e.amount) for e in entries] == [(LedgerKind.DAILY, 40), (LedgerKind.HOLD, -job.cost)]
