@@ -24,6 +24,7 @@ from sojourn.prompt import PromptError, emphasis_segments, parse_prompt, read_sa
 from sojourn.prompt.permutations import MAX_NESTING, count_permutations, expand_permutations
 from sojourn.services.users import UserDefaults, expand_prompt
 from sojourn.spec import JobSpec
+from sojourn.word_filter import WordRule, find_words
 from tests.fuzz.profiles import FUZZ, inputs_run
 from tests.prompt.helpers import LIMITS, RULES
 
@@ -85,9 +86,20 @@ EXPAND_PERMUTATIONS = PromptConsumer(
 )
 SPLIT_EMPHASIS = PromptConsumer("(word:1.2) emphasis split", emphasis_segments)
 
-# Everything that reads prompt text a user typed. A new reader of prompts (the word filter of a
-# later issue) is one more entry here, with its own refusal type, and every property below that
-# feeds PROMPT_CONSUMERS covers it.
+
+def _spans_typed(text: str, matches: Any) -> None:
+    """Each match names a non-empty part of what was typed, where it was typed."""
+    for match in matches:
+        assert 0 <= match.start < match.end <= len(text) and match.typed == text[match.start : match.end]
+
+
+WORD_RULES = [WordRule(word) for word in ("ass", "nsfw", "blow job", "kill")] + [WordRule("*porn*")]
+WORD_FILTER = PromptConsumer(
+    "the word filter", lambda text: find_words(text, WORD_RULES, ("class",)), check=_spans_typed
+)
+
+# Everything that reads prompt text a user typed. A new reader of prompts is one more entry here,
+# with its own refusal type, and every property below that feeds PROMPT_CONSUMERS covers it.
 PROMPT_CONSUMERS: tuple[PromptConsumer, ...] = (
     PARSE,
     PARSE_OVER_DEFAULTS,
@@ -95,6 +107,7 @@ PROMPT_CONSUMERS: tuple[PromptConsumer, ...] = (
     SAVE_SHORTCUT,
     EXPAND_PERMUTATIONS,
     SPLIT_EMPHASIS,
+    WORD_FILTER,
 )
 PARSERS = (PARSE, PARSE_OVER_DEFAULTS, PARSE_EXPANDED)
 
