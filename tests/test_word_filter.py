@@ -101,3 +101,14 @@ def test_the_normalised_text_is_letters_digits_and_single_spaces(typed: str) -> 
     assert all(char == " " or char.isalnum() for char in text.text)
     assert all(0 <= index < len(typed) for index in text.origin)
     assert list(text.origin) == sorted(text.origin)
+
+
+def test_the_default_list_blocks_the_obvious_and_spares_the_innocent() -> None:
+    from sojourn.default_words import DEFAULT_WORD_RULES
+
+    rules = list(DEFAULT_WORD_RULES)
+    for typed in ("nsfw portrait", "a n.u.d.e figure", "p0rnographic", "S E X Y pose"):
+        assert find_words(typed, rules)[0].rule.action == WordAction.BLOCK, typed
+    assert find_words("a gory battle", rules)[0].rule.action == WordAction.WARN
+    for typed in ("Sussex cottages", "an essex sextant", "Middlesex county", "a shotgun", "lolipop candy"):
+        assert find_words(typed, rules) == [], typed
