@@ -201,7 +201,9 @@ class SweeperThread:
                     resent = await self._guarded("sweep", self.sweeper.sweep(), failing)
                     if resent:
                         log.info("resent %d stranded jobs", len(resent))
-                await asyncio.to_thread(self._stop.wait, min(recovery.worker_beat, recovery.sweep_interval))
+                # asyncio's sleep, not the event's timed wait: that one can stall under libfaketime
+                # (`make test-dates`), whose clocks are shifted; `stop` is checked every round.
+                await asyncio.sleep(min(recovery.worker_beat, recovery.sweep_interval))
         finally:
             with contextlib.suppress(Exception):
                 await self.sweeper.close()

@@ -42,8 +42,20 @@ def as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.getuid() == 0 else command
 
 
+def real_time_environment() -> dict[str, str]:
+    """This environment for a server, without faketime's: under `make test-dates` the servers keep
+    real time, as the suite's shared ones do (Redis and PostgreSQL do not start under faketime)."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name != "LD_PRELOAD" and not name.startswith("FAKETIME")
+    }
+
+
 def _run(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=START_TIMEOUT)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=START_TIMEOUT, env=real_time_environment()
+    )
     if result.returncode != 0:
         raise RuntimeError(
             f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
@@ -107,6 +119,7 @@ class PrivatePostgres:
             as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "status"]),
             capture_output=True,
             timeout=START_TIMEOUT,
+            env=real_time_environment(),
         )
         return status.returncode == 0
 
@@ -115,6 +128,7 @@ class PrivatePostgres:
             as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]),
             capture_output=True,
             timeout=START_TIMEOUT,
+            env=real_time_environment(),
         )
 
 
@@ -146,6 +160,7 @@ class PrivateRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=real_time_environment(),
         )  # fmt: skip
         client = redis.Redis.from_url(self.url(), socket_timeout=1.0)
         deadline = time.monotonic() + START_TIMEOUT
@@ -155,6 +170,7 @@ class PrivateRedis:
                     break
             except redis.ConnectionError:
                 if self._process.poll() is not None or time.monotonic() > deadline:
+                    self._process.kill()
                     raise RuntimeError(f"redis-server did not start:\n{self._log_tail()}") from None
                 time.sleep(0.05)
         client.close()
