@@ -1,4 +1,4 @@
-"""ORM models: users, the append-only credit ledger, jobs and images."""
+"""ORM models: users, the append-only credit ledger, jobs and images, and moderation's records."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -93,7 +94,6 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # Discord id
-    banned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     defaults: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # saved parameters
     # `/prefer option set NAME VALUE`: `--NAME` in a prompt expands to VALUE (at most 20).
     prefer_options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
@@ -167,6 +167,10 @@ class Job(Base):
     # Unique, so a double click (even two at once) finds the first job instead of queuing a second;
     # cleared when the job fails or is cancelled, so pressing again retries.
     request_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Asked for in an age-restricted channel (where a server may let the safety check pass more).
+    age_restricted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Removed by a moderator or its owner (`/mod delete`, `/delete`): gone from Discord and galleries.
+    removed_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
 
     images: Mapped[list[Image]] = relationship(
         back_populates="job", order_by="Image.index", cascade="all, delete-orphan"
@@ -206,6 +210,8 @@ class Image(Base):
     height: Mapped[int] = mapped_column(Integer)
     storage_key: Mapped[str] = mapped_column(String(300))
     public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The image safety check's score (0 safe … 1 explicit); None when it was off or could not run.
+    safety_score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="images")
@@ -235,4 +241,138 @@ class GuildSettings(Base):
     guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     # False: only a result's owner may press its buttons. True: anyone may, and the presser pays.
     anyone_can_press: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Moderation (`/mod settings`); None: the project's default from `Settings.moderation`.
+    moderator_role_id: Mapped[int | None] = mapped_column(BigInteger)
+    default_words: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    safety_mode: Mapped[str | None] = mapped_column(String(8))
+    safety_threshold: Mapped[float | None] = mapped_column(Float)
+    allow_in_age_restricted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    strikes_before_ban: Mapped[int | None] = mapped_column(Integer)
+    strike_window_hours: Mapped[int | None] = mapped_column(Integer)
+    strike_ban_hours: Mapped[int | None] = mapped_column(Integer)
+    # The channels where /imagine may be used; empty: all of them.
+    imagine_channels: Mapped[list[int]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     updated_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+
+
+class Ban(Base):
+    """A ban from one server (`guild_id`), or from every server (None); lifted or ended by time."""
+
+    __tablename__ = "bans"
+    __table_args__ = (Index("ix_bans_user_guild", "user_id", "guild_id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    banned_by: Mapped[int | None] = mapped_column(BigInteger)  # None: sojourn itself (strikes)
+    created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())  # None: until lifted
+    lifted_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
+    lifted_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ServerWordRule(Base):
+    """One entry of a server's word list: block, warn, or allow (the allow list)."""
+
+    __tablename__ = "word_rules"
+    __table_args__ = (UniqueConstraint("guild_id", "pattern", name="uq_word_rules_guild_id_pattern"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    pattern: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(8))  # block, warn, allow
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+
+
+class StrikeSource(enum.StrEnum):
+    WORDS = "words"  # a prompt the word filter blocked (kept here, so an appeal can run it)
+    IMAGE = "image"  # a result the safety check or a moderator removed
+
+
+class Strike(Base):
+    __tablename__ = "strikes"
+    __table_args__ = (Index("ix_strikes_user_guild", "user_id", "guild_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[StrikeSource] = mapped_column(_enum(StrikeSource, "strike_source"))
+    prompt: Mapped[str] = mapped_column(Text, default="")  # as typed (a blocked prompt)
+    detail: Mapped[str] = mapped_column(String(500), default="")  # which rule matched where
+    patterns: Mapped[list[str]] = mapped_column(JSON, default=list)  # the rules that blocked it
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())  # an accepted appeal
+
+
+class AppealStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Appeal(Base):
+    __tablename__ = "appeals"
+    __table_args__ = (Index("ix_appeals_guild_status", "guild_id", "status"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    strike_id: Mapped[int] = mapped_column(ForeignKey("strikes.id"), unique=True)  # one per strike
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[AppealStatus] = mapped_column(
+        _enum(AppealStatus, "appeal_status"), default=AppealStatus.PENDING
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+
+
+class HoldStatus(enum.StrEnum):
+    HELD = "held"
+    APPROVED = "approved"
+    REMOVED = "removed"
+
+
+class HeldResult(Base):
+    """A result the safety check held: seen by moderators only until approved (or removed)."""
+
+    __tablename__ = "held_results"
+    __table_args__ = (Index("ix_held_results_guild_status", "guild_id", "status"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    score: Mapped[float | None] = mapped_column(Float)  # the highest image's; None: the check failed
+    reason: Mapped[str] = mapped_column(String(300))
+    status: Mapped[HoldStatus] = mapped_column(_enum(HoldStatus, "hold_status"), default=HoldStatus.HELD)
+    created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
+
+
+class AuditEntry(Base):
+    """The moderation record, append-only: who did what, to whom, when and why.
+
+    Discord's own audit log does not show a bot's deletions, so this table is the record.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_guild_created", "guild_id", "created_at"),
+        Index("ix_audit_log_target", "target_user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)  # None: sojourn itself
+    action: Mapped[str] = mapped_column(String(32))  # `sojourn.services.moderation.audit_log.AuditAction`
+    target_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # no key: the record outlives a purge
+    detail: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
@@ -106,6 +107,30 @@ class RecoverySettings(BaseModel):
     worker_gone_after: float = 15.0  # a worker silent this long is gone, with its jobs
 
 
+class SafetyMode(enum.StrEnum):
+    OFF = "off"  # images are scored (and the scores kept) but nothing is held
+    REVIEW = "review"  # an image over the threshold holds its result for a moderator
+    BLOCK = "block"  # an image over the threshold removes its result at once: refunded, a strike
+
+
+class ModerationSettings(BaseModel):
+    """Every server's moderation defaults (`SOJOURN_MODERATION__...`); `/mod settings` overrides them."""
+
+    safety_mode: SafetyMode = SafetyMode.REVIEW
+    # The image safety check's score (0 safe … 1 explicit) from which a result is held. open_nsfw's
+    # authors call over 0.8 likely explicit and under 0.2 likely safe; 0.7 leans towards review.
+    safety_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    # The safety check: "opennsfw" (Yahoo's open_nsfw, offline on the CPU) or "module:callable"
+    # returning a `inference.safety.SafetyChecker`.
+    safety_checker: str = "opennsfw"
+    # In an age-restricted (NSFW) channel, deliver what the check would hold elsewhere.
+    allow_in_age_restricted: bool = False
+    strikes_before_ban: int = Field(default=3, ge=1)  # within the window: an automatic timed ban
+    strike_window_hours: int = Field(default=24, ge=1)
+    strike_ban_hours: int = Field(default=24, ge=1)
+    default_words: bool = True  # new servers start with `sojourn.default_words`
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SOJOURN_",
@@ -137,6 +162,7 @@ class Settings(BaseSettings):
     bot: BotSettings = BotSettings()
     buttons: ButtonSettings = ButtonSettings()
     recovery: RecoverySettings = RecoverySettings()
+    moderation: ModerationSettings = ModerationSettings()
 
     task_soft_time_limit: int = 600
     task_time_limit: int = 660

@@ -29,6 +29,8 @@ class StoredImage:
     width: int
     height: int
     storage_key: str
+    # The image safety check's score (0 safe … 1 explicit); None: the check was off or failed.
+    safety_score: float | None = None
 
 
 async def claim_job(
