@@ -83,6 +83,7 @@ class LedgerKind(enum.StrEnum):
     HOLD = "hold"  # taken when a job is submitted
     SETTLE = "settle"  # the job succeeded: the hold becomes a charge (amount 0)
     REFUND = "refund"  # the job failed or was cancelled: the hold comes back
+    REMOVED = "removed"  # moderation removed a succeeded job's result: its cost comes back
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 
 class UserError(Exception):
     """An error caused by the request, safe to show to the person who made it."""
@@ -12,10 +14,43 @@ class UserError(Exception):
 
 
 class Banned(UserError):
+    def __init__(self, reason: str = "", ends_at: dt.datetime | None = None) -> None:
+        until = f"until {discord_time(ends_at)}" if ends_at else "until a moderator lifts the ban"
+        why = f" Reason: {reason}." if reason else ""
+        super().__init__(
+            f"You are banned from using sojourn on this server {until}.{why} "
+            "Ask a moderator if this is a mistake; /info shows your ban."
+        )
+        self.reason = reason
+        self.ends_at = ends_at
+
+
+def discord_time(moment: dt.datetime) -> str:
+    """A moment as Discord shows it in each reader's own time zone, with how long from now."""
+    seconds = int(moment.timestamp())
+    return f"<t:{seconds}:f> (<t:{seconds}:R>)"
+
+
+class NotAModerator(UserError):
     def __init__(self) -> None:
         super().__init__(
-            "You are banned from using sojourn on this server. Ask a moderator if this is a mistake."
+            "Only this server's moderators (Manage Server, or the moderator role set with "
+            "/mod settings) can do that. Nothing was changed."
         )
+
+
+class PromptBlocked(UserError):
+    """The word filter refused a prompt; `strike_id` is set once the block is recorded."""
+
+    def __init__(self, describes: list[str], strike_id: int | None = None) -> None:
+        shown = "; ".join(describes[:3]) + (f"; and {len(describes) - 3} more" if len(describes) > 3 else "")
+        super().__init__(
+            f"This prompt was blocked by the server's word filter: {shown}. Nothing was charged. "
+            "Rephrase it, or press Appeal if you think the filter is wrong (it counts as a strike "
+            "until a moderator accepts the appeal)."
+        )
+        self.describes = describes
+        self.strike_id = strike_id
 
 
 class InsufficientCredits(UserError):

@@ -18,6 +18,10 @@ class ImageStorage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, key: str) -> None:
+        """Remove the key's file; a missing one is fine."""
+        ...
+
     def local_path(self, key: str) -> Path | None:
         """A filesystem path for the key, where the backend has one (else None)."""
         ...
@@ -53,6 +57,9 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)

@@ -426,7 +426,8 @@ async def check_job_images(session: AsyncSession, context: AuditContext) -> list
         await session.execute(
             select(Job.id, Job.user_id, images)
             .outerjoin(per_job, per_job.c.job_id == Job.id)
-            .where(Job.status == JobStatus.SUCCEEDED, out_of_shape)
+            # A removed result's files (and rows) may have been purged (`/mod delete purge:True`).
+            .where(Job.status == JobStatus.SUCCEEDED, Job.removed_at.is_(None), out_of_shape)
             .order_by(Job.id)
         )
     ).all()

@@ -17,13 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from db.models import Favorite, GuildSettings, Job, JobStatus, User
+from db.models import Favorite, GuildSettings, Job, JobStatus
 from sojourn.actions import FAVORITE, ButtonAction, Render
 from sojourn.clock import utcnow
-from sojourn.errors import Banned, UserError
+from sojourn.errors import UserError
 from sojourn.prompt import PromptError, PromptRules, parse_prompt
 from sojourn.queue import JobQueue
 from sojourn.services import credits
+from sojourn.services.moderation import bans, review, words
 from sojourn.services.pricing import job_cost
 from sojourn.services.results import placement_of
 from sojourn.services.submission import (
@@ -33,6 +34,7 @@ from sojourn.services.submission import (
     enqueue_jobs,
     hold_and_insert,
     new_job,
+    record_blocked_prompt,
 )
 from sojourn.settings import Settings
 from sojourn.spec import IMAGES_ON, IMAGES_PER_JOB, JobSpec, SourceImage
@@ -81,6 +83,12 @@ async def load_pressable_job(session: AsyncSession, press: Press) -> Job:
         raise ButtonRefused("That result no longer exists, so its buttons do nothing. Use /imagine again.")
     if job.status != JobStatus.SUCCEEDED:
         raise ButtonRefused(f"That job {job.status.value}, so it has no images to work from.")
+    if job.removed_at is not None:
+        raise ButtonRefused("That result was deleted, so its buttons do nothing.")
+    if await review.is_held(session, job.id):
+        raise ButtonRefused(
+            "That result is held for a moderator's review; its buttons work once it is approved."
+        )
     placement = placement_of(job)
     if press.action.on != placement and press.action is not FAVORITE:
         raise ButtonRefused("That button does not belong to this result.")
@@ -101,9 +109,7 @@ async def load_pressable_job(session: AsyncSession, press: Press) -> Job:
 
 async def check_may_press(session: AsyncSession, job: Job, press: Press) -> None:
     """The owner may always press; others only where the guild allows it (and never when banned)."""
-    presser = await session.get(User, press.presser_id)
-    if presser is not None and presser.banned:
-        raise Banned()
+    await bans.check_not_banned(session, press.presser_id, press.origin.guild_id)
     if job.user_id == press.presser_id:
         return
     guild_id = press.origin.guild_id
@@ -218,6 +224,24 @@ async def press_button(
         raise ValueError(f"{press.action.name} makes no job (a favorite is toggled with toggle_favorite)")
     rules = rules or PromptRules.from_settings(settings)
     key = request_key(press)
+    try:
+        return await _press(sessions, settings, queue, press, rules, key)
+    except words.WordsBlocked as blocked:
+        assert press.remix_text is not None
+        raise await record_blocked_prompt(
+            sessions, settings, press.presser_id, press.origin, press.remix_text, blocked
+        ) from None
+
+
+async def _press(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    queue: JobQueue,
+    press: Press,
+    rules: PromptRules,
+    key: str,
+) -> PressOutcome:
+    assert press.action.kind is not None
     async with sessions.begin() as session:
         job = await load_pressable_job(session, press)
         await check_may_press(session, job, press)
@@ -225,6 +249,13 @@ async def press_button(
         if existing is not None:
             return PressOutcome(existing, created=False)
         spec, cost = derived_spec(job, press, settings, rules)
+        if press.remix_text is not None:  # a remix edit is a new prompt: screened like /imagine
+            warnings = await words.screen_prompt(
+                session,
+                settings.moderation,
+                press.origin.guild_id,
+                [press.remix_text, *words.spec_texts(spec)],
+            )
         derived = new_job(
             press.presser_id,
             press.action.kind,
@@ -240,6 +271,14 @@ async def press_button(
         try:
             async with session.begin_nested():
                 await hold_and_insert(session, settings, press.presser_id, [derived])
+                if press.remix_text is not None:
+                    await words.log_warnings(
+                        session,
+                        warnings,
+                        guild_id=press.origin.guild_id,
+                        user_id=press.presser_id,
+                        job_ids=[derived.id],
+                    )
         except IntegrityError:
             # The same press, at the same moment, got there first: show its job, charge nothing.
             existing = await _job_for_key(session, key)
@@ -259,9 +298,8 @@ async def toggle_favorite(sessions: async_sessionmaker[AsyncSession], press: Pre
     async with sessions.begin() as session:
         job = await load_pressable_job(session, press)  # refuses, in words, a press that names no image
         assert press.index is not None
-        presser = await credits.ensure_user(session, press.presser_id)
-        if presser.banned:
-            raise Banned()
+        await credits.ensure_user(session, press.presser_id)
+        await bans.check_not_banned(session, press.presser_id, press.origin.guild_id)
         removed = await session.execute(
             delete(Favorite).where(
                 Favorite.user_id == press.presser_id,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import LedgerEntry, LedgerKind, User
 from sojourn.clock import utcnow
-from sojourn.errors import Banned, InsufficientCredits
+from sojourn.errors import InsufficientCredits
 
 
 def _insert_ignoring_duplicates(session: AsyncSession):  # type: ignore[no-untyped-def]
@@ -30,9 +30,7 @@ async def ensure_user(session: AsyncSession, user_id: int) -> User:
     if user is not None:
         return user
     insert = _insert_ignoring_duplicates(session)
-    await session.execute(
-        insert(User).values(id=user_id, banned=False, defaults={}, balance=0).on_conflict_do_nothing()
-    )
+    await session.execute(insert(User).values(id=user_id, defaults={}, balance=0).on_conflict_do_nothing())
     user = await session.get(User, user_id)
     assert user is not None
     return user
@@ -109,7 +107,7 @@ async def take_hold(session: AsyncSession, user_id: int, amount: int) -> int:
     """Reserve `amount` credits or raise; returns the new balance. Ledger entries follow per job."""
     result = await session.execute(
         update(User)
-        .where(User.id == user_id, User.balance >= amount, User.banned.is_(False))
+        .where(User.id == user_id, User.balance >= amount)
         .values(balance=User.balance - amount)
         .returning(User.balance)
     )
@@ -117,8 +115,6 @@ async def take_hold(session: AsyncSession, user_id: int, amount: int) -> int:
     if balance is not None:
         return balance
     user = await session.get(User, user_id)
-    if user is not None and user.banned:
-        raise Banned()
     raise InsufficientCredits(needed=amount, balance=user.balance if user else 0)
 
 

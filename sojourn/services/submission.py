@@ -20,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ACTIVE_STATUSES, Job, JobKind, JobStatus, LedgerKind
 from sojourn.clock import today, utcnow
-from sojourn.errors import Banned, TooManyJobs
+from sojourn.errors import PromptBlocked, TooManyJobs
 from sojourn.prompt import PromptError, PromptRules, parse_prompt, to_canonical
 from sojourn.prompt.text import format_number
 from sojourn.queue import JobQueue
 from sojourn.services import credits
+from sojourn.services.moderation import bans, strikes, words
+from sojourn.services.moderation.server_settings import check_imagine_channel, server_moderation
 from sojourn.services.pricing import job_cost
 from sojourn.services.users import expand_prompt
 from sojourn.settings import Settings
@@ -40,6 +42,7 @@ class Origin:
     guild_id: int | None = None
     channel_id: int | None = None
     message_id: int | None = None
+    age_restricted: bool = False  # an age-restricted (NSFW) channel
 
 
 def defaults_as_parameters(defaults: dict[str, object]) -> str:
@@ -81,38 +84,109 @@ async def submit_prompt(
     origin: Origin = Origin(),
     rules: PromptRules | None = None,
     image_key: str | None = None,
+    excused: frozenset[str] = frozenset(),
+    check_channel: bool = True,
 ) -> list[Job]:
-    """Parse, check credits and limits, hold credits, insert the jobs and enqueue them.
+    """Parse, screen, check credits and limits, hold credits, insert the jobs and enqueue them.
 
     The user's /prefer suffix and options are applied to `text` first, and their saved defaults
     sit under it. `image_key` is an image prompt already validated and stored (see
-    `image_prompts`). Raises a `UserError` (bad prompt, banned, no credits, too many jobs)
-    before anything is charged or queued.
+    `image_prompts`). Raises a `UserError` (bad prompt, banned, a blocked word, not in this
+    channel, no credits, too many jobs) before anything is charged or queued; a blocked prompt is
+    recorded as a strike (`PromptBlocked.strike_id`). `excused`: word rules a moderator accepted
+    for this prompt (an appeal); `check_channel`: False where a moderator runs it.
     """
-    rules = rules or PromptRules.from_settings(settings)
-    async with sessions.begin() as session:
-        user = await credits.ensure_user(session, user_id)
-        if user.banned:
-            raise Banned()
-        expanded = expand_prompt(text, user.prefer_options or {}, user.prefer_suffix or "")
-        specs = parse_prompt(expanded, rules, defaults=defaults_as_parameters(user.defaults))
-        for spec in specs:
-            check_image_prompt(spec, has_image=image_key is not None)
-        planned = [
-            spec.model_copy(
-                update={"image_key": image_key, "seed": draw_seed() if spec.seed is None else spec.seed}
+    try:
+        async with sessions.begin() as session:
+            jobs = await insert_prompt_jobs(
+                session,
+                settings,
+                user_id=user_id,
+                text=text,
+                origin=origin,
+                rules=rules,
+                image_key=image_key,
+                excused=excused,
+                check_channel=check_channel,
             )
-            for spec in specs
-            for _ in range(spec.repeat)
-        ]
-        jobs = [
-            new_job(user_id, JobKind.IMAGINE, spec, job_cost(spec, settings.credits), origin)
-            for spec in planned
-        ]
-        await hold_and_insert(session, settings, user_id, jobs)
+    except words.WordsBlocked as blocked:
+        raise await record_blocked_prompt(sessions, settings, user_id, origin, text, blocked) from None
 
     await enqueue_jobs(sessions, queue, jobs)
     return jobs
+
+
+async def insert_prompt_jobs(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: int,
+    text: str,
+    origin: Origin,
+    rules: PromptRules | None = None,
+    image_key: str | None = None,
+    excused: frozenset[str] = frozenset(),
+    check_channel: bool = True,
+) -> list[Job]:
+    """`submit_prompt`'s work inside the caller's transaction: the jobs are inserted and held, not
+    sent. Raises `words.WordsBlocked` (the caller records the strike) or a `UserError`."""
+    rules = rules or PromptRules.from_settings(settings)
+    user = await credits.ensure_user(session, user_id)
+    await bans.check_not_banned(session, user_id, origin.guild_id)
+    if check_channel:
+        server = await server_moderation(session, settings.moderation, origin.guild_id)
+        check_imagine_channel(server, origin.channel_id)
+    expanded = expand_prompt(text, user.prefer_options or {}, user.prefer_suffix or "")
+    specs = parse_prompt(expanded, rules, defaults=defaults_as_parameters(user.defaults))
+    for spec in specs:
+        check_image_prompt(spec, has_image=image_key is not None)
+    texts = [expanded, *(piece for spec in specs for piece in words.spec_texts(spec))]
+    warnings = await words.screen_prompt(
+        session, settings.moderation, origin.guild_id, texts, excused=excused
+    )
+    jobs = _plan_jobs(settings, user_id, specs, image_key, origin)
+    await hold_and_insert(session, settings, user_id, jobs)
+    await words.log_warnings(
+        session, warnings, guild_id=origin.guild_id, user_id=user_id, job_ids=[job.id for job in jobs]
+    )
+    return jobs
+
+
+async def record_blocked_prompt(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    user_id: int,
+    origin: Origin,
+    text: str,
+    blocked: words.WordsBlocked,
+) -> PromptBlocked:
+    """Record a blocked prompt as a strike (its own transaction); the error to show, with its id."""
+    strike_id = await strikes.record_block(
+        sessions,
+        settings.moderation,
+        user_id=user_id,
+        guild_id=origin.guild_id,
+        channel_id=origin.channel_id,
+        prompt=text,
+        matches=blocked.matches,
+    )
+    return PromptBlocked([match.describe() for match in blocked.matches], strike_id)
+
+
+def _plan_jobs(
+    settings: Settings, user_id: int, specs: Sequence[JobSpec], image_key: str | None, origin: Origin
+) -> list[Job]:
+    """One job per permutation and repeat, each with its seed drawn."""
+    planned = [
+        spec.model_copy(
+            update={"image_key": image_key, "seed": draw_seed() if spec.seed is None else spec.seed}
+        )
+        for spec in specs
+        for _ in range(spec.repeat)
+    ]
+    return [
+        new_job(user_id, JobKind.IMAGINE, spec, job_cost(spec, settings.credits), origin) for spec in planned
+    ]
 
 
 def new_job(user_id: int, kind: JobKind, spec: JobSpec, cost: int, origin: Origin, **extra: object) -> Job:
@@ -130,6 +204,7 @@ def new_job(user_id: int, kind: JobKind, spec: JobSpec, cost: int, origin: Origi
         guild_id=origin.guild_id,
         channel_id=origin.channel_id,
         message_id=origin.message_id,
+        age_restricted=origin.age_restricted,
         **extra,
     )
 
@@ -140,6 +215,8 @@ async def hold_and_insert(
     """Grant today's credits if due, hold the jobs' cost, check the limits, insert the jobs and holds."""
     await credits.grant_daily_if_due(session, user_id, settings.credits.daily_free, today())
     await credits.take_hold(session, user_id, sum(job.cost for job in jobs))  # locks the user's row
+    # Again under the lock: a ban committed since the first look is seen (see `bans`).
+    await bans.check_not_banned(session, user_id, jobs[0].guild_id if jobs else None)
     await _check_job_limits(session, settings, user_id, adding=len(jobs))
     session.add_all(jobs)
     await session.flush()
