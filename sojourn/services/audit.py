@@ -9,6 +9,8 @@ a job that moves on while it runs is never seen half moved. The rules, by identi
 - a job's ledger: `hold-missing`, `hold-duplicate`, `hold-amount`, `final-missing`,
   `final-duplicate`, `final-on-active-job`, `final-wrong-kind`, `settle-amount`, `refund-amount`,
   `ledger-key`, `entry-wrong-user`, and `entry-without-job` for an entry with no job to belong to;
+- moderation's refunds: `removal-refund` (a `removed` entry only on a succeeded, removed job, of
+  its cost, once, keyed `removed:<job id>`);
 - jobs on the move: `stranded-running`, `unsent-queued`;
 - results: `image-rows-mismatch`, `images-on-unsucceeded-job`, `image-file-missing`.
 """
@@ -311,7 +313,7 @@ def _job_ledger_violations(row: Any) -> list[Violation]:
 
 async def check_entries_have_jobs(session: AsyncSession, context: AuditContext) -> list[Violation]:
     """No ledger entry names a job that does not exist, and every hold, settle and refund names one."""
-    job_kinds = (LedgerKind.HOLD, LedgerKind.SETTLE, LedgerKind.REFUND)
+    job_kinds = (LedgerKind.HOLD, LedgerKind.SETTLE, LedgerKind.REFUND, LedgerKind.REMOVED)
     rows = await session.execute(
         select(
             LedgerEntry.id,
@@ -344,6 +346,42 @@ async def check_entries_have_jobs(session: AsyncSession, context: AuditContext) 
         else:
             violations.append(Violation("entry-without-job", f"user {user_id}", f"{entry} names no job"))
     return violations
+
+
+async def check_removal_refunds(session: AsyncSession, context: AuditContext) -> list[Violation]:
+    """A result moderation removed is refunded once, in full, and only such a result is."""
+    is_removed = LedgerEntry.kind == LedgerKind.REMOVED
+    count, total = _count(is_removed), _total(is_removed)
+    keyed = _count(
+        is_removed
+        & (LedgerEntry.idempotency_key == literal("removed:", String) + _job_id_text(context.dialect))
+    )
+    rows = await session.execute(
+        select(Job.id, Job.user_id, Job.status, Job.cost, Job.removed_at, count, total, keyed)
+        .join(LedgerEntry, LedgerEntry.job_id == Job.id)
+        .group_by(Job.id, Job.user_id, Job.status, Job.cost, Job.removed_at)
+        .having(
+            (count > 0)
+            & (
+                (count != 1)
+                | (total != Job.cost)
+                | (keyed != 1)
+                | (Job.status != JobStatus.SUCCEEDED)
+                | Job.removed_at.is_(None)
+            )
+        )
+        .order_by(Job.id)
+    )
+    return [
+        Violation(
+            "removal-refund",
+            f"job {job_id}",
+            f"{entries} removal refunds of {refunded} in all ({keyed_entries} keyed removed:{job_id}) "
+            f"on a {status.value} job costing {cost}, {'removed' if removed_at else 'not removed'} "
+            f"(user {user_id})",
+        )
+        for job_id, user_id, status, cost, removed_at, entries, refunded, keyed_entries in rows
+    ]
 
 
 # -- jobs on the move ----------------------------------------------------------------------------
@@ -513,6 +551,7 @@ CHECKS: tuple[Check, ...] = (
     check_balances,
     check_job_ledger,
     check_entries_have_jobs,
+    check_removal_refunds,
     check_stranded_jobs,
     check_job_images,
     check_image_files,

@@ -385,6 +385,13 @@ async def refund_paid_to_another_user(session: AsyncSession, audited: Audited) -
     await move_balance(session, ALICE, cost)
 
 
+async def removal_refund_of_a_result_still_up(session: AsyncSession, audited: Audited) -> None:
+    # Moderation's refund (`review`) belongs only to a result that was removed.
+    grid = audited.scenario.grid
+    cost = await cost_of(session, grid)
+    await add_entry(session, BOB, cost, LedgerKind.REMOVED, f"removed:{grid}", grid)
+
+
 async def hold_with_no_job(session: AsyncSession, audited: Audited) -> None:
     await add_entry(session, ALICE, -2, LedgerKind.HOLD, f"hold:{uuid.uuid4()}", None)
 
@@ -461,6 +468,7 @@ CORRUPTIONS: list[tuple[Corrupt, str, str]] = [
     (refund_deleted, "final-missing", "job cancelled"),
     (settle_under_another_key, "ledger-key", "job grid"),
     (refund_paid_to_another_user, "entry-wrong-user", "job failed"),
+    (removal_refund_of_a_result_still_up, "removal-refund", "job grid"),
     (hold_with_no_job, "entry-without-job", "user alice"),
     (hold_naming_a_deleted_job, "entry-without-job", "job *"),
     (running_without_a_fresh_heartbeat, "stranded-running", "job running"),
