@@ -244,10 +244,10 @@ class GuildSettings(Base):
     anyone_can_press: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Moderation (`/mod settings`); None: the project's default from `Settings.moderation`.
     moderator_role_id: Mapped[int | None] = mapped_column(BigInteger)
-    default_words: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    default_words: Mapped[bool | None] = mapped_column(Boolean)
     safety_mode: Mapped[str | None] = mapped_column(String(8))
     safety_threshold: Mapped[float | None] = mapped_column(Float)
-    allow_in_age_restricted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    allow_in_age_restricted: Mapped[bool | None] = mapped_column(Boolean)
     strikes_before_ban: Mapped[int | None] = mapped_column(Integer)
     strike_window_hours: Mapped[int | None] = mapped_column(Integer)
     strike_ban_hours: Mapped[int | None] = mapped_column(Integer)

@@ -1,4 +1,4 @@
-"""Everything /info shows about one user, read in one unit of work."""
+"""Everything /info shows about one user, read in one unit of work (a banned user may still ask)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import ACTIVE_STATUSES, JobStatus
+from db.models import ACTIVE_STATUSES, Ban, JobStatus
 from sojourn import clock
 from sojourn.services import credits, queue_info
 from sojourn.services.delivery import DeliveryFailure, take_unreported_failures
 from sojourn.services.job_queries import recent_jobs
+from sojourn.services.moderation.bans import active_ban
 from sojourn.services.users import Preferences, preferences_of
 from sojourn.settings import Settings
 
@@ -35,6 +36,7 @@ class AccountOverview:
     jobs: list[ActiveJob]
     preferences: Preferences
     delivery_failures: list[DeliveryFailure]
+    ban: Ban | None = None  # in force where /info was asked (this server's, or one from every server)
 
     @property
     def running(self) -> list[ActiveJob]:
@@ -46,9 +48,10 @@ class AccountOverview:
 
 
 async def account_overview(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, user_id: int
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, user_id: int, guild_id: int | None = None
 ) -> AccountOverview:
-    """Balance (after today's free grant, which is due on any visit), jobs, preferences, failures.
+    """Balance (after today's free grant, which is due on any visit), jobs, preferences, failures,
+    and the ban in force in `guild_id` (None: a direct message, where only a ban from every server counts).
 
     Undeliverable results are reported here once: they are marked reported in the same transaction.
     """
@@ -75,6 +78,7 @@ async def account_overview(
                 )
             )
         failures = await take_unreported_failures(session, user_id)
+        ban = await active_ban(session, user_id, guild_id)
         return AccountOverview(
             balance=user.balance,
             daily_free=settings.credits.daily_free,
@@ -82,4 +86,5 @@ async def account_overview(
             jobs=active,
             preferences=preferences_of(user),
             delivery_failures=failures,
+            ban=ban,
         )

@@ -133,6 +133,7 @@ async def complete_job(
             height=image.height,
             storage_key=image.storage_key,
             public=public,
+            safety_score=image.safety_score,
         )
         for image in images
     )

@@ -8,11 +8,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from db.models import FINAL_STATUSES, Job, JobStatus
+from db.models import FINAL_STATUSES, HeldResult, HoldStatus, Job, JobStatus
 from sojourn.actions import Placement
 from sojourn.errors import JobNotFound, UserError
 from sojourn.settings import Settings
@@ -81,7 +81,11 @@ def display_key_of(job: Job) -> str | None:
 
 
 async def job_to_show(session: AsyncSession, user_id: int, job_id: uuid.UUID) -> Job:
-    """A finished job the user may re-post: their own, or anyone's public one (images loaded)."""
+    """A finished job the user may re-post: their own, or anyone's public one (images loaded).
+
+    Never a result that was deleted, or that the safety check holds or removed, whoever asks:
+    moderators see held results through `/mod review`.
+    """
     job = (
         await session.execute(select(Job).where(Job.id == job_id).options(selectinload(Job.images)))
     ).scalar_one_or_none()
@@ -92,6 +96,50 @@ async def job_to_show(session: AsyncSession, user_id: int, job_id: uuid.UUID) ->
         raise UserError(
             f"Job {job_id} is still {job.status.value} ({job.progress} %): show it when it is done."
         )
-    if job.status != JobStatus.SUCCEEDED or display_key_of(job) is None:
+    if job.status != JobStatus.SUCCEEDED:
+        raise UserError(f"Job {job_id} {job.status.value} and has no images to show.")
+    hold = await session.scalar(select(HeldResult.status).where(HeldResult.job_id == job_id))
+    if hold == HoldStatus.HELD:
+        raise UserError(
+            f"Job {job_id} is held for a moderator's review: it can be shown once it is approved."
+        )
+    if hold == HoldStatus.REMOVED:
+        raise UserError(f"Job {job_id} was removed by moderation, so it cannot be shown.")
+    if job.removed_at is not None:
+        raise UserError(f"Job {job_id} was deleted, so it cannot be shown.")
+    if display_key_of(job) is None:
         raise UserError(f"Job {job_id} {job.status.value} and has no images to show.")
     return job
+
+
+async def showable_jobs(session: AsyncSession, user_id: int, limit: int = 100) -> list[Job]:
+    """The user's results that /show can post, newest first: not deleted, held or removed."""
+    held = exists().where(
+        HeldResult.job_id == Job.id, HeldResult.status.in_((HoldStatus.HELD, HoldStatus.REMOVED))
+    )
+    return list(
+        (
+            await session.execute(
+                select(Job)
+                .where(
+                    Job.user_id == user_id, Job.status == JobStatus.SUCCEEDED, Job.removed_at.is_(None), ~held
+                )
+                .order_by(Job.queued_at.desc())
+                .limit(limit)
+            )
+        ).scalars()
+    )
+
+
+async def deletable_jobs(session: AsyncSession, user_id: int, limit: int = 100) -> list[Job]:
+    """The user's results that /delete can take down, newest first (held ones included)."""
+    return list(
+        (
+            await session.execute(
+                select(Job)
+                .where(Job.user_id == user_id, Job.status == JobStatus.SUCCEEDED, Job.removed_at.is_(None))
+                .order_by(Job.queued_at.desc())
+                .limit(limit)
+            )
+        ).scalars()
+    )

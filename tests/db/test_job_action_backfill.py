@@ -16,8 +16,7 @@ from tests.conftest import create_database
 
 GRID, SINGLE = {"images": 4}, {"images": 1}
 INSERT_USER = text(
-    "INSERT INTO users (id, banned, defaults, balance, created_at)"
-    " VALUES (1, false, '{}', 0, '2026-11-01 00:00:00+00')"
+    "INSERT INTO users (id, defaults, balance, created_at) VALUES (1, '{}', 0, '2026-11-01 00:00:00+00')"
 )
 INSERT_JOB = text(
     "INSERT INTO jobs (id, user_id, kind, parent_job_id, prompt, spec, status, progress, cost, attempts,"

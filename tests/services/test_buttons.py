@@ -27,6 +27,8 @@ from sojourn.services.buttons import (
     toggle_favorite,
 )
 from sojourn.services.lifecycle import StoredImage
+from sojourn.services.moderation import bans
+from sojourn.services.moderation.permissions import Actor
 from sojourn.services.submission import Origin
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec
@@ -242,10 +244,9 @@ async def test_only_the_owner_presses_unless_the_guild_allows_anyone_then_the_pr
 
 async def test_a_banned_user_is_refused(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     parent = await finished_job(sessions, settings, queue)
-    async with sessions.begin() as session:
-        user = await credits.ensure_user(session, parent.user_id)
-        user.banned = True
-    with pytest.raises(Banned):
+    moderator = Actor(user_id=next(_user_ids), guild_id=GUILD.guild_id, manage_guild=True)
+    await bans.ban_user(sessions, moderator, parent.user_id, reason="spam")
+    with pytest.raises(Banned, match="Reason: spam"):
         await press_button(sessions, settings, queue, press(parent, actions.VARY, 1))
     with pytest.raises(Banned):
         await toggle_favorite(sessions, press(parent, actions.FAVORITE, 1))

@@ -11,7 +11,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from db.models import Job, JobStatus, LedgerEntry, LedgerKind, User
+from db.models import Ban, Job, JobStatus, LedgerEntry, LedgerKind, User
 from sojourn.broker_census import RedisBrokerCensus
 from sojourn.celery_app import make_celery
 from sojourn.clock import FixedClock, use_clock, utcnow
@@ -140,10 +140,11 @@ async def test_insufficient_credits_is_a_clear_error_before_anything_is_queued(
 async def test_banned_users_are_refused(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]
     user_id = new_user()
     async with sessions.begin() as session:
-        user = await credits.ensure_user(session, user_id)
-        user.banned = True
-    with pytest.raises(Banned):
+        await credits.ensure_user(session, user_id)
+        session.add(Ban(user_id=user_id, guild_id=None, reason="spam"))  # from every server
+    with pytest.raises(Banned, match="Reason: spam"):
         await submission.submit_prompt(sessions, settings, queue, user_id=user_id, text="a cat")
+    assert await ledger_of(sessions, user_id) == []
 
 
 async def test_job_limit_holds_and_rejects_without_charging(sessions, settings, queue) -> None:  # type: ignore[no-untyped-def]

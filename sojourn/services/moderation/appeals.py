@@ -7,6 +7,7 @@ the new jobs are one transaction, so a double-clicked Accept runs the prompt onc
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -16,9 +17,10 @@ from db.models import Appeal, AppealStatus, Job, Strike, StrikeSource
 from sojourn.clock import utcnow
 from sojourn.errors import UserError
 from sojourn.queue import JobQueue
-from sojourn.services.moderation import audit_log, words
+from sojourn.services.moderation import audit_log, bans, strikes, words
 from sojourn.services.moderation.audit_log import AuditAction
 from sojourn.services.moderation.permissions import Actor, require_moderator
+from sojourn.services.moderation.server_settings import server_moderation
 from sojourn.services.submission import Origin, enqueue_jobs, insert_prompt_jobs
 from sojourn.settings import Settings
 
@@ -52,6 +54,11 @@ async def file_appeal(
             raise UserError("There is no blocked prompt of yours to appeal here.")
         if strike.revoked_at is not None:
             raise UserError("That strike was already lifted: there is nothing to appeal.")
+        if strike.guild_id is None:
+            raise UserError(
+                "Appeals go to a server's moderators, and this prompt was blocked in a direct message: "
+                "rephrase it, or run it in a server."
+            )
         existing = await session.scalar(select(Appeal).where(Appeal.strike_id == strike_id))
         if existing is not None:
             raise UserError(f"You already appealed this block; it is {existing.status.value}.")
@@ -90,7 +97,7 @@ async def pending_appeals(
             .order_by(Appeal.id)
             .limit(limit)
         )
-        return [PendingAppeal(appeal, strike) for appeal, strike in rows.tuples()]
+        return [PendingAppeal(appeal, strike) for appeal, strike in rows.all()]
 
 
 async def _pending(session: AsyncSession, guild_id: int, appeal_id: int) -> tuple[Appeal, Strike]:
@@ -117,6 +124,10 @@ async def accept_appeal(
     async with sessions.begin() as session:
         guild_id = await require_moderator(session, actor)
         appeal, strike = await _pending(session, guild_id, appeal_id)
+        now = utcnow()
+        strike.revoked_at = now
+        await session.flush()
+        await _lift_automatic_ban(session, settings, actor, strike)
         jobs: list[Job] = []
         problem = None
         try:
@@ -134,10 +145,8 @@ async def accept_appeal(
             problem = "it also matches " + "; ".join(match.describe() for match in blocked.matches)
         except UserError as error:
             problem = error.message
-        now = utcnow()
         appeal.status, appeal.decided_by, appeal.decided_at = AppealStatus.ACCEPTED, actor.user_id, now
         appeal.job_id = jobs[0].id if jobs else None
-        strike.revoked_at = now
         await audit_log.record(
             session,
             AuditAction.APPEAL_ACCEPTED,
@@ -150,6 +159,32 @@ async def accept_appeal(
         )
     await enqueue_jobs(sessions, queue, jobs)
     return Decision(appeal=appeal, strike=strike, jobs=jobs, problem=problem)
+
+
+async def _lift_automatic_ban(
+    session: AsyncSession, settings: Settings, actor: Actor, strike: Strike
+) -> None:
+    """An automatic ban stands on its strikes: with this one lifted and too few left, it goes too."""
+    assert strike.guild_id is not None
+    ban = await bans.active_ban(session, strike.user_id, strike.guild_id)
+    if ban is None or ban.banned_by is not None or ban.guild_id != strike.guild_id:
+        return  # no ban, or a moderator's: that is a decision of its own
+    server = await server_moderation(session, settings.moderation, strike.guild_id)
+    since = utcnow() - dt.timedelta(hours=server.strike_window_hours)
+    if (
+        await strikes.strikes_since(session, strike.user_id, strike.guild_id, since)
+        >= server.strikes_before_ban
+    ):
+        return
+    ban.lifted_at, ban.lifted_by = utcnow(), actor.user_id
+    await audit_log.record(
+        session,
+        AuditAction.UNBAN,
+        guild_id=strike.guild_id,
+        actor_id=actor.user_id,
+        target_user_id=strike.user_id,
+        detail="the automatic ban went with the strike an appeal lifted",
+    )
 
 
 async def reject_appeal(

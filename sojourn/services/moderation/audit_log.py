@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import AuditEntry
 from sojourn.clock import utcnow
+from sojourn.services.moderation.permissions import Actor, require_moderator
 
 
 class AuditAction(enum.StrEnum):
@@ -83,3 +84,20 @@ async def read_log(
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     return list((await session.execute(query.order_by(AuditEntry.id.desc()).limit(limit))).scalars())
+
+
+async def moderator_log(
+    sessions: async_sessionmaker[AsyncSession],
+    actor: Actor,
+    *,
+    user_id: int | None = None,
+    actions: Sequence[AuditAction] | None = None,
+    before_id: int | None = None,
+    limit: int = 10,
+) -> list[AuditEntry]:
+    """`/mod log`: a page of this server's log, for its moderators only."""
+    async with sessions() as session:
+        guild_id = await require_moderator(session, actor)
+        return await read_log(
+            session, guild_id, user_id=user_id, actions=actions, before_id=before_id, limit=limit
+        )

@@ -49,7 +49,9 @@ async def grant_credits(
         await credits.ensure_user(session, user_id)
         user = (await session.execute(select(User).where(User.id == user_id).with_for_update())).scalar_one()
         moved = amount if amount > 0 else max(amount, -user.balance)
-        applied = moved != 0 and await credits.grant(
+        if moved == 0:
+            raise UserError(f"<@{user_id}> has no credits left: there is nothing to take back.")
+        applied = await credits.grant(
             session, user_id, moved, key=f"mod-credits:{request_id}", note=reason[:200]
         )
         if applied:

@@ -131,7 +131,13 @@ async def held_results(session: AsyncSession, guild_id: int, limit: int = 25) ->
         (
             await session.execute(
                 select(HeldResult)
-                .where(HeldResult.guild_id == guild_id, HeldResult.status == HoldStatus.HELD)
+                .join(Job, Job.id == HeldResult.job_id)
+                # A held result a moderator deleted meanwhile (`/mod delete`) waits for no one.
+                .where(
+                    HeldResult.guild_id == guild_id,
+                    HeldResult.status == HoldStatus.HELD,
+                    Job.removed_at.is_(None),
+                )
                 .order_by(HeldResult.created_at, HeldResult.job_id)
                 .limit(limit)
             )
@@ -168,7 +174,11 @@ async def _decide(session: AsyncSession, actor: Actor, job_id: uuid.UUID, status
     decided = await session.execute(
         update(HeldResult)
         .where(
-            HeldResult.job_id == job_id, HeldResult.guild_id == guild_id, HeldResult.status == HoldStatus.HELD
+            HeldResult.job_id == job_id,
+            HeldResult.guild_id == guild_id,
+            HeldResult.status == HoldStatus.HELD,
+            # Deleted meanwhile (`/mod delete`): nothing is left to decide.
+            HeldResult.job_id.in_(select(Job.id).where(Job.id == job_id, Job.removed_at.is_(None))),
         )
         .values(status=status, decided_by=actor.user_id, decided_at=utcnow())
         .returning(HeldResult.job_id)

@@ -78,7 +78,7 @@ def server_moderation_of(row: GuildSettings | None, defaults: ModerationSettings
         strike_ban_hours=int(pick(row and row.strike_ban_hours, defaults.strike_ban_hours)),
         moderator_role_id=row.moderator_role_id if row else None,
         imagine_channels=tuple(row.imagine_channels or ()) if row else (),
-        default_words=bool(row.default_words) if row else defaults.default_words,
+        default_words=bool(pick(row and row.default_words, defaults.default_words)),
     )
 
 
@@ -96,8 +96,6 @@ async def guild_row(session: AsyncSession, guild_id: int, defaults: ModerationSe
         row = GuildSettings(
             guild_id=guild_id,
             anyone_can_press=False,
-            default_words=defaults.default_words,
-            allow_in_age_restricted=defaults.allow_in_age_restricted,
             imagine_channels=[],
             updated_at=utcnow(),
         )

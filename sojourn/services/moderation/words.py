@@ -1,9 +1,10 @@
 """Each server's word list (the shipped defaults, its own rules, its allow list) and the screening
 of everything that becomes a prompt against it.
 
-Rows: `block` and `warn` are rules, `allow` is the allow list, `off` turns one default rule off
-for this server (`/mod words remove` of a default word). The matching itself is
-`sojourn.word_filter`, a pure function; this module only reads and writes the lists.
+Rows: `block` and `warn` are rules (one for a default word replaces the default), `allow` is the
+allow list, `off` turns one default rule off for this server (`/mod words remove` of a default
+word). The matching itself is `sojourn.word_filter`, a pure function; this module only reads and
+writes the lists.
 """
 
 from __future__ import annotations
@@ -72,11 +73,10 @@ async def server_words(
                 )
             ).scalars()
         )
-    turned_off = {row.pattern for row in own if row.action == OFF}
+    # A default is off here, or replaced by the server's own rule for the same word.
+    replaced = {row.pattern for row in own if row.action == OFF or row.action in RULE_ACTIONS}
     rules = (
-        [rule for rule in DEFAULT_WORD_RULES if rule.pattern not in turned_off]
-        if server.default_words
-        else []
+        [rule for rule in DEFAULT_WORD_RULES if rule.pattern not in replaced] if server.default_words else []
     )
     rules += [WordRule(row.pattern, WordAction(row.action)) for row in own if row.action in RULE_ACTIONS]
     return ServerWords(
@@ -112,6 +112,15 @@ async def _upsert(session: AsyncSession, guild_id: int, pattern: str, action: st
     else:
         row.action, row.created_by = action, by
     await session.flush()
+
+
+async def _has_row(session: AsyncSession, guild_id: int, pattern: str) -> bool:
+    found = await session.scalar(
+        select(ServerWordRule.id).where(
+            ServerWordRule.guild_id == guild_id, ServerWordRule.pattern == pattern
+        )
+    )
+    return found is not None
 
 
 async def _check_room(session: AsyncSession, guild_id: int, adding: int) -> None:
@@ -178,17 +187,22 @@ async def remove_words(
         patterns = _patterns(words)
         removed = []
         for pattern in patterns:
+            # The server's own rule or allow-list entry goes (a default it replaced applies again);
+            # a default the server has no row for is turned off; one already off stays off.
             result = await session.execute(
                 delete(ServerWordRule)
-                .where(ServerWordRule.guild_id == guild_id, ServerWordRule.pattern == pattern)
+                .where(
+                    ServerWordRule.guild_id == guild_id,
+                    ServerWordRule.pattern == pattern,
+                    ServerWordRule.action != OFF,
+                )
                 .returning(ServerWordRule.action)
             )
-            was = result.scalar_one_or_none()
-            if pattern in default_patterns and was != OFF:
+            if result.scalar_one_or_none() is not None:
+                removed.append(pattern)
+            elif pattern in default_patterns and not await _has_row(session, guild_id, pattern):
                 await _upsert(session, guild_id, pattern, OFF, actor.user_id)
                 removed.append(f"{pattern} (a default, now off here)")
-            elif was is not None and was != OFF:
-                removed.append(pattern)
         if not removed:
             raise UserError(
                 f"None of {', '.join(patterns)[:200]} is on this server's list (see /mod words list)."
