@@ -24,7 +24,7 @@ from sojourn.services.moderation.permissions import Actor, require_moderator
 from sojourn.services.moderation.server_settings import server_moderation
 from sojourn.settings import ModerationSettings
 from sojourn.spec import JobSpec
-from sojourn.word_filter import WordAction, WordMatch, WordRule, find_words, rule_problem
+from sojourn.word_filter import WordAction, WordMatch, WordRule, rule_problem, word_list
 
 ALLOW = "allow"
 OFF = "off"  # a default rule this server turned off
@@ -42,9 +42,10 @@ class ServerWords:
 
     def screen(self, texts: Iterable[str]) -> list[WordMatch]:
         """Every rule matched by any of the texts, once per rule, blocks first."""
+        matcher = word_list(self.rules, self.allowed)  # compiled once per process and list
         found: dict[str, WordMatch] = {}
         for text in texts:
-            for match in find_words(text, self.rules, self.allowed):
+            for match in matcher.find(text):
                 found.setdefault(match.rule.pattern, match)
         return sorted(found.values(), key=lambda match: match.rule.action != WordAction.BLOCK)
 
