@@ -72,7 +72,7 @@ def main() -> None:
         runner.run(ids[0])  # warm-up
         loads_after_warmup = dict(runner.registry.load_counts)
         shares, totals, pipelines = [], [], []
-        phases: dict[str, list[float]] = {"progress": [], "store": [], "finish": []}
+        phases: dict[str, list[float]] = {"progress": [], "safety": [], "store": [], "finish": []}
         for job_id in ids[1:]:
             runner.run(job_id)
             total, pipeline = runner.timings["total"], runner.timings["pipeline"]

@@ -1,8 +1,9 @@
 """Runs one job inside a worker process: claim, render, store, settle — or fail and refund.
 
 Everything here is per process and built once: settings, the database engine (on a private
-event loop, since Celery tasks are synchronous), storage, the event publisher and the model
-registry, whose pipelines `load_models` loads when the process starts (see `inference.tasks`).
+event loop, since Celery tasks are synchronous), storage, the event publisher, the model
+registry, whose pipelines `load_models` loads when the process starts (see `inference.tasks`), and
+the image safety check, which scores every rendered image before it is stored.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from db.session import make_engine, make_sessionmaker
 from inference.errors import GpuOutOfMemory, JobCancelled, StorageWriteFailed
 from inference.models import ModelRegistry
 from inference.render import render_job_images
+from inference.safety import SafetyChecker, combined_score, load_safety_checker, score_images
 from sojourn.events import JobEvent, make_publisher
 from sojourn.imaging import encode_png, render_grid
 from sojourn.services import lifecycle
+from sojourn.services.moderation import review
 from sojourn.services.recovery import OUT_OF_TRIES
 from sojourn.services.workers import WorkerProcess
 from sojourn.settings import Settings
@@ -60,14 +63,26 @@ class JobRunner:
         self.publisher = make_publisher(settings.redis_url)
         self._encoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="png")
         self.registry = ModelRegistry(settings.models, settings.device, settings.dtype)
+        self._safety_checker: SafetyChecker | None = None
         self.timings: dict[str, float] = {}  # last job's phases, for the overhead benchmark
 
     def load_models(self) -> None:
-        """Load what a text-to-image job needs (Stable unCLIP waits for the first Vary (Strong))."""
+        """Load what a text-to-image job needs (Stable unCLIP waits for the first Vary (Strong)),
+        and the image safety check."""
         started = time.perf_counter()
         self.registry.preload()
         self.timings["load"] = time.perf_counter() - started
         log.info("models loaded on %s in %.1f s", self.registry.device, self.timings["load"])
+        self.safety_checker()
+
+    def safety_checker(self) -> SafetyChecker:
+        """This process's image safety check, loaded once (by `load_models`, or by the first job)."""
+        if self._safety_checker is None:
+            name = self.settings.moderation.safety_checker
+            started = time.perf_counter()
+            self._safety_checker = load_safety_checker(name)
+            log.info("image safety check %r ready in %.2f s", name, time.perf_counter() - started)
+        return self._safety_checker
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self._loop.run_until_complete(coroutine)
@@ -136,6 +151,7 @@ class JobRunner:
 
     def _render_and_store(self, job: Job) -> JobStatus:
         spec = JobSpec.model_validate(job.spec)
+        safety_checker = self.safety_checker()  # before rendering: a misnamed checker fails the job early
         init_image = self._image_prompt(spec)
         source_image = self._source_image(spec)
         progress = _ProgressReporter(self, job.id, job.attempts)
@@ -153,9 +169,13 @@ class JobRunner:
         self.timings["progress"] = progress.seconds
         self.timings["pipeline"] = time.perf_counter() - pipeline_started - progress.seconds
 
+        safety_started = time.perf_counter()
+        scores = score_images(safety_checker, images)
+        self.timings["safety"] = time.perf_counter() - safety_started
+
         stored_started = time.perf_counter()
         try:
-            stored = self._store(job, spec, images)
+            stored = self._store(job, spec, images, scores)
         except OSError as error:
             raise StorageWriteFailed from error
         self.timings["store"] = time.perf_counter() - stored_started
@@ -180,11 +200,15 @@ class JobRunner:
         with Image.open(io.BytesIO(self.storage.get(key))) as image:
             return image.convert("RGB")
 
-    def _store(self, job: Job, spec: JobSpec, images: list[Image.Image]) -> list[lifecycle.StoredImage]:
+    def _store(
+        self, job: Job, spec: JobSpec, images: list[Image.Image], scores: list[float | None]
+    ) -> list[lifecycle.StoredImage]:
         seeds = spec.image_seeds()
         metadata = {"job_id": str(job.id), "spec": job.spec}
 
-        def save(index: int, image: Image.Image, key: str, seed: int | None) -> lifecycle.StoredImage:
+        def save(
+            index: int, image: Image.Image, key: str, seed: int | None, score: float | None
+        ) -> lifecycle.StoredImage:
             data = encode_png(
                 image, parameters=job.prompt, metadata={**metadata, "index": index, "seed": seed}
             )
@@ -195,20 +219,24 @@ class JobRunner:
                 width=image.width,
                 height=image.height,
                 storage_key=key,
+                safety_score=score,
             )
 
-        tasks: list[tuple[int, Image.Image, str, int | None]] = [
-            (i + 1, image, image_key(job.id, i + 1), seeds[i]) for i, image in enumerate(images)
+        tasks: list[tuple[int, Image.Image, str, int | None, float | None]] = [
+            (i + 1, image, image_key(job.id, i + 1), seeds[i], scores[i]) for i, image in enumerate(images)
         ]
         if spec.images > 1:  # a single image (an upscale) is shown as it is, with no grid
-            tasks.append((0, render_grid(images), grid_key(job.id), None))
+            tasks.append((0, render_grid(images), grid_key(job.id), None, combined_score(scores)))
         # zlib releases the GIL: the five PNGs encode in parallel.
         return list(self._encoder.map(lambda task: save(*task), tasks))
 
     def _finish(self, job_id: uuid.UUID, attempt: int, stored: list[lifecycle.StoredImage]) -> JobStatus:
         async def complete() -> bool:
             async with self.sessions.begin() as session:
-                return await lifecycle.complete_job(session, job_id, attempt, stored)
+                completed = await lifecycle.complete_job(session, job_id, attempt, stored)
+                if completed:  # held (or removed) in the same transaction: never seen before decided
+                    await review.screen_result(session, self.settings.moderation, job_id)
+                return completed
 
         if self._with_database(complete):
             self.publisher.publish(JobEvent(job_id=str(job_id), kind="succeeded", percent=100))

@@ -122,7 +122,7 @@ class ModerationSettings(BaseModel):
     safety_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
     # The safety check: "opennsfw" (Yahoo's open_nsfw, offline on the CPU) or "module:callable"
     # returning a `inference.safety.SafetyChecker`.
-    safety_checker: str = "opennsfw"
+    safety_checker: str = Field(default="opennsfw", pattern=r"^(opennsfw|[\w.]+:[\w.]+)$")
     # In an age-restricted (NSFW) channel, deliver what the check would hold elsewhere.
     allow_in_age_restricted: bool = False
     strikes_before_ban: int = Field(default=3, ge=1)  # within the window: an automatic timed ban
