@@ -8,6 +8,11 @@ null), so the events from the worker only make delivery fast; the sweep makes it
 Like Midjourney, the result is posted as a new message (so the requester is notified and it
 lands at the bottom of the channel) and the progress message is deleted; a failed or cancelled
 job is shown by editing the progress message.
+
+A result the image safety check held is shown the same way as a notice with a small, blurred,
+spoilered preview and no buttons; once a moderator approves it, that message becomes the result
+(`redeliver`, and the sweep if the bot missed the approval). One the check removed is a notice
+with no image. A result deleted before it was posted is not posted at all.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import io
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 import discord
 from discord.ext import tasks
@@ -30,12 +35,13 @@ from bot.exts.buttons import result_view
 from bot.instrumentation import Instrumentation
 from bot.messages import JobCard
 from bot.throttle import LatestOnlyThrottle
-from bot.uploads import grid_upload, upload_stem
-from db.models import FINAL_STATUSES, Job, JobStatus
+from bot.uploads import HELD_FILENAME, blurred_preview, grid_upload, upload_stem
+from db.models import FINAL_STATUSES, HoldStatus, Job, JobStatus
 from sojourn.clock import utcnow
 from sojourn.events import JobEvent
 from sojourn.services import delivery as delivery_service
 from sojourn.services import queue_info
+from sojourn.services.delivery import Outcome
 from sojourn.services.results import display_key_of
 from sojourn.settings import Settings
 from sojourn.storage import ImageStorage
@@ -44,6 +50,9 @@ log = logging.getLogger(__name__)
 
 FINAL_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
 NOT_OURS_MEMORY = 4096  # job ids known to have no Discord message (e.g. `sojourn render`'s)
+MESSAGE_GONE = 10008  # Discord's code for a deleted message
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +78,15 @@ class _JobMessage:
 
 class Undeliverable(Exception):
     """Discord refused the message for good (channel gone, access lost)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shown:
+    """The message that now shows a job's outcome (None: none does, e.g. a deleted result)."""
+
+    message_id: int | None
+    held_notice: bool = False
+    of_result: bool = False  # the result or its preview: taken down if it was removed meanwhile
 
 
 class Delivery:
@@ -145,18 +163,21 @@ class Delivery:
             self._messages[job.id] = tracked
         return tracked
 
-    async def _tracked(self, job_id: uuid.UUID) -> _JobMessage | None:
-        """The job's message, loaded on first sight; None for jobs that were not asked for on Discord."""
+    async def _tracked(self, job_id: uuid.UUID, *, again: bool = False) -> _JobMessage | None:
+        """The job's message, loaded on first sight; None for jobs that were not asked for on Discord
+        (or whose outcome is shown already, unless `again`)."""
         if job_id in self._messages:
             return self._messages[job_id]
-        if job_id in self._not_ours:
+        if job_id in self._not_ours and not again:
             return None
         async with self.sessions() as session:
-            job = await session.get(Job, job_id)
+            outcome = await delivery_service.outcome_of(session, job_id)
+        job = outcome.job if outcome is not None else None
         if (
-            job is None
+            outcome is None
+            or job is None
             or job.channel_id is None
-            or job.delivered_at is not None
+            or (job.delivered_at is not None and not outcome.redelivery and not again)
             or not self.channels.serves(job.guild_id)
         ):
             self._not_ours[job_id] = None
@@ -186,15 +207,16 @@ class Delivery:
         try:
             async with tracked.lock:
                 async with self.sessions() as session:
-                    current = await delivery_service.job_with_images(session, job.id)
-                    if current is None or current.delivered_at is not None:
+                    outcome = await delivery_service.outcome_of(session, job.id)
+                    if outcome is None or outcome.job.delivered_at is not None:
                         return
+                    current = outcome.job
                     estimate = await queue_info.estimate_for(  # None once it started
                         session, current, default_seconds=self.settings.default_eta_seconds
                     )
                 if current.status in FINAL_STATUSES:  # it ended before it was even shown
                     self._posting.discard(job.id)
-                    await self._deliver_locked(tracked, current, new_message_channel=channel)
+                    await self._deliver_locked(tracked, outcome, new_message_channel=channel)
                     return
                 content = (
                     tracked.card.waiting(estimate)
@@ -266,43 +288,77 @@ class Delivery:
 
     # --- the outcome -----------------------------------------------------------------------------------
 
-    async def deliver(self, job_id: uuid.UUID) -> None:
-        """Show an ended job's outcome in its channel, once; safe to call any number of times."""
-        tracked = await self._tracked(job_id)
+    async def deliver(self, job_id: uuid.UUID, *, again: bool = False) -> None:
+        """Show an ended job's outcome in its channel, once; safe to call any number of times.
+
+        `again`: an approved result is shown even if the marks say its message already shows it.
+        """
+        tracked = await self._tracked(job_id, again=again)
         if tracked is None:
             return
         async with tracked.lock:
             async with self.sessions() as session:
-                job = await delivery_service.job_with_images(session, job_id)
-            if job is None or job.delivered_at is not None or job.status not in FINAL_STATUSES:
-                if job is not None and job.delivered_at is not None:
+                outcome = await delivery_service.outcome_of(session, job_id)
+            job = outcome.job if outcome is not None else None
+            if outcome is None or job is None:
+                return
+            asked_again = again and outcome.hold == HoldStatus.APPROVED and job.delivered_at is not None
+            if not outcome.awaiting_delivery and not asked_again:
+                if job.delivered_at is not None:
                     self._forget(tracked)
                 return
             if job.message_id is None and job_id in self._posting:
                 return  # /imagine is posting its waiting message and shows the outcome after
-            await self._deliver_locked(tracked, job)
+            await self._deliver_locked(tracked, outcome, again=asked_again)
+
+    async def redeliver(self, job_id: uuid.UUID) -> None:
+        """After a moderator approved a held result: its message becomes the result, buttons and all,
+        as if it had never been held (a new message if the old one is gone). Never raises for Discord's
+        refusals: those are marked for /info as any undeliverable result is."""
+        self._not_ours.pop(job_id, None)
+        await self.deliver(job_id, again=True)
+
+    async def remove_message(self, channel_id: int, message_id: int) -> bool:
+        """Delete the bot's message of a removed result; False if it could not be (gone already, not
+        allowed, Discord failing): logged, never raised, since the removal itself is done."""
+        try:
+            await self.channels.channel(channel_id, None).get_partial_message(message_id).delete()
+        except discord.NotFound:
+            log.info("message %s in channel %s was already gone", message_id, channel_id)
+            return False
+        except discord.HTTPException as error:
+            log.warning("could not delete message %s in channel %s: %s", message_id, channel_id, error)
+            return False
+        return True
 
     async def _deliver_locked(
-        self, tracked: _JobMessage, job: Job, *, new_message_channel: discord.abc.Messageable | None = None
+        self,
+        tracked: _JobMessage,
+        outcome: Outcome,
+        *,
+        new_message_channel: discord.abc.Messageable | None = None,
+        again: bool = False,
     ) -> None:
+        job = outcome.job
         tracked.finished = True
         tracked.throttle.close()
         tracked.message_id = job.message_id
         try:
             if job.status == JobStatus.SUCCEEDED:
-                message_id = await self._post_result(tracked, job, new_message_channel)
+                shown = await self._show_success(tracked, outcome, new_message_channel)
             else:
                 text = (
                     tracked.card.cancelled()
                     if job.status == JobStatus.CANCELLED
                     else tracked.card.failed(job.error)
                 )
-                message_id = await self._show_in_place(tracked, text, new_message_channel)
+                shown = _Shown(await self._show_in_place(tracked, text, new_message_channel))
         except Undeliverable as refusal:
             await self._give_up(tracked, str(refusal))
             return
         except discord.HTTPException as error:
-            age = (utcnow() - (job.finished_at or utcnow())).total_seconds()
+            since = outcome.decided_at if job.delivered_at is not None else job.finished_at
+            age = (utcnow() - (since or utcnow())).total_seconds()
             if age > self.settings.give_up_delivery_after:
                 await self._give_up(tracked, f"Discord kept refusing the message ({error.status})")
             else:
@@ -310,22 +366,65 @@ class Delivery:
                 tracked.finished = False  # a later sweep or event tries again
             return
         async with self.sessions.begin() as session:
-            await delivery_service.mark_delivered(session, job.id, message_id)
+            await delivery_service.mark_delivered(
+                session, job.id, shown.message_id, held_notice=shown.held_notice, again=again
+            )
+            removed = shown.of_result and await delivery_service.is_removed(session, job.id)
         self._forget(tracked)
+        if removed and shown.message_id is not None:  # removed while it was being posted
+            await self.remove_message(tracked.channel_id, shown.message_id)
+
+    async def _show_success(
+        self, tracked: _JobMessage, outcome: Outcome, channel: discord.abc.Messageable | None
+    ) -> _Shown:
+        job = outcome.job
+        if outcome.hold == HoldStatus.REMOVED:
+            text = tracked.card.removed_by_check(job.cost)
+            return _Shown(await self._show_in_place(tracked, text, channel))
+        if job.removed_at is not None:  # deleted before it was shown: nothing to show
+            if tracked.message_id is not None:
+                await self.remove_message(tracked.channel_id, tracked.message_id)
+            return _Shown(None)
+        if outcome.hold == HoldStatus.HELD:
+            preview = await self._from_storage(job, blurred_preview)
+            message_id = await self._show_in_place(
+                tracked,
+                tracked.card.held(),
+                channel,
+                attachment=lambda: discord.File(io.BytesIO(preview), HELD_FILENAME, spoiler=True),
+            )
+            return _Shown(message_id, held_notice=True, of_result=True)
+        if job.delivered_at is not None:  # approved: the held notice becomes the result
+            grid, filename = await self._grid(tracked, job)
+            message_id = await self._show_in_place(
+                tracked,
+                tracked.card.done(),
+                channel,
+                attachment=lambda: discord.File(io.BytesIO(grid), filename),
+                view=result_view(job, gallery_url=self.gallery_url),
+            )
+            return _Shown(message_id, of_result=True)
+        return _Shown(await self._post_result(tracked, job, channel), of_result=True)
+
+    async def _from_storage(self, job: Job, render: Callable[[Callable[[str], bytes], str], T]) -> T:
+        """`render(read, key)` of the image the result shows, in a thread."""
+        key = display_key_of(job)
+        if key is None:
+            raise Undeliverable("the job's image is missing from storage")
+        try:
+            return await asyncio.to_thread(render, self.storage.get, key)
+        except OSError as error:
+            raise Undeliverable(f"the job's grid image could not be read from storage ({error})") from error
+
+    async def _grid(self, tracked: _JobMessage, job: Job) -> tuple[bytes, str]:
+        limit = self.channels.filesize_limit(tracked.guild_id)
+        stem = upload_stem(job)
+        return await self._from_storage(job, lambda read, key: grid_upload(read, key, limit, stem))
 
     async def _post_result(
         self, tracked: _JobMessage, job: Job, channel: discord.abc.Messageable | None
     ) -> int:
-        key = display_key_of(job)
-        if key is None:
-            raise Undeliverable("the job's image is missing from storage")
-        limit = self.channels.filesize_limit(tracked.guild_id)
-        try:
-            grid, filename = await asyncio.to_thread(
-                grid_upload, self.storage.get, key, limit, upload_stem(job)
-            )
-        except OSError as error:
-            raise Undeliverable(f"the job's grid image could not be read from storage ({error})") from error
+        grid, filename = await self._grid(tracked, job)
         target = channel or self._channel(tracked)
         self.instrumentation.mark("final_send", job.id)
         try:
@@ -346,24 +445,34 @@ class Delivery:
         return message.id
 
     async def _show_in_place(
-        self, tracked: _JobMessage, text: str, channel: discord.abc.Messageable | None
+        self,
+        tracked: _JobMessage,
+        text: str,
+        channel: discord.abc.Messageable | None,
+        *,
+        attachment: Callable[[], discord.File] | None = None,
+        view: discord.ui.View | None = None,
     ) -> int:
+        """Edit the job's message into `text` (its old attachments replaced), or post it anew."""
         if tracked.message_id is not None:
             try:
                 message = (
                     await self._channel(tracked)
                     .get_partial_message(tracked.message_id)
-                    .edit(content=text, attachments=[], view=None)
+                    .edit(content=text, attachments=[attachment()] if attachment else [], view=view)
                 )
                 return message.id
             except discord.NotFound as error:
-                if error.code != 10008:  # 10008: the message was deleted; post a new one below
+                if error.code != MESSAGE_GONE:  # the message was deleted: post a new one below
                     raise Undeliverable(_refusal_reason(error, tracked)) from error
             except discord.Forbidden as error:
                 raise Undeliverable(_refusal_reason(error, tracked)) from error
+        extra: dict[str, Any] = {"file": attachment()} if attachment else {}
+        if view is not None:
+            extra["view"] = view
         try:
             message = await (channel or self._channel(tracked)).send(
-                text, allowed_mentions=self._mention(tracked)
+                text, allowed_mentions=self._mention(tracked), **extra
             )
         except (discord.Forbidden, discord.NotFound) as error:
             raise Undeliverable(_refusal_reason(error, tracked)) from error
@@ -389,6 +498,7 @@ class Delivery:
                 session, guild_ids=self.channels.served_guild_ids(), include_direct=self.channels.serves(None)
             )
         for job_id in job_ids:
+            self._not_ours.pop(job_id, None)  # the database says it awaits delivery (an approval)
             await self.deliver(job_id)
         return len(job_ids)
 

@@ -3,6 +3,7 @@
 **a lighthouse --ar 16:9 --seed 7 …** - @alice Waiting to start… (position 3 in queue, ETA ~40 s)
 **a lighthouse --ar 16:9 --seed 7 …** - @alice (35 %)
 **a lighthouse --ar 16:9 --seed 7 …** - @alice            + the grid and the buttons
+**a lighthouse --ar 16:9 --seed 7 …** - @alice — held for review … + a blurred preview, no buttons
 """
 
 from __future__ import annotations
@@ -71,3 +72,15 @@ class JobCard:
 
     def cancelled(self) -> str:
         return self._line(" — cancelled; the credits were refunded")
+
+    def held(self) -> str:
+        return self._line(
+            " — held for review by the image safety check. "
+            "A moderator will look at it; you will see it here if approved."
+        )
+
+    def removed_by_check(self, cost: int) -> str:
+        return self._line(
+            f" — removed after the image safety check flagged it: the {cost} credits were refunded, "
+            "and it counts as a strike."
+        )

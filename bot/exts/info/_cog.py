@@ -21,5 +21,7 @@ class Info(commands.Cog):
     @app_commands.command(name="info", description="Your credits, your queue, your mode and defaults")
     async def info(self, interaction: discord.Interaction) -> None:
         async with user_errors_as_replies(interaction):
-            overview = await account_overview(self.bot.sessions, self.bot.settings, interaction.user.id)
+            overview = await account_overview(
+                self.bot.sessions, self.bot.settings, interaction.user.id, interaction.guild_id
+            )
             await interaction.response.send_message(embed=account_embed(overview), ephemeral=True)

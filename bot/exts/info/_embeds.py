@@ -5,6 +5,7 @@ from __future__ import annotations
 import discord
 
 from sojourn.services.account import AccountOverview, ActiveJob
+from sojourn.services.moderation.bans import describe_ban
 from sojourn.services.queue_info import describe_eta
 
 MAX_LISTED = 8  # jobs per section; more are counted
@@ -38,7 +39,16 @@ def _section(jobs: list[ActiveJob]) -> str:
 def account_embed(overview: AccountOverview) -> discord.Embed:
     preferences = overview.preferences
     defaults = preferences.defaults
-    embed = discord.Embed(title="Your sojourn", colour=discord.Colour.blurple())
+    colour = discord.Colour.blurple() if overview.ban is None else discord.Colour.red()
+    embed = discord.Embed(title="Your sojourn", colour=colour)
+    if overview.ban is not None:
+        where = "on this server" if overview.ban.guild_id is not None else "on every server"
+        embed.add_field(
+            name=f"🚫 Banned {where}",
+            value=f"You are {describe_ban(overview.ban)}."[:1000]
+            + "\nAsk a moderator if you think this is a mistake.",
+            inline=False,
+        )
     embed.add_field(name="Balance", value=f"{overview.balance} credits")
     grant = "received" if overview.granted_today else "comes with your next job"
     embed.add_field(name="Today's free credits", value=f"{overview.daily_free} ({grant})")

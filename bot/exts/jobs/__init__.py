@@ -1,4 +1,5 @@
-"""/show and /cancel: a past result re-posted with live buttons; a job stopped and refunded."""
+"""/show, /cancel and /delete: a past result re-posted with live buttons; a job stopped and refunded;
+one of your results taken down."""
 
 from __future__ import annotations
 

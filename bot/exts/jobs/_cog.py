@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import user_errors_as_replies
-from bot.exts.jobs._show import cancel_and_describe, show_job
-from db.models import ACTIVE_STATUSES, JobStatus
+from bot.exts.jobs._show import cancel_and_describe, delete_and_describe, show_job
+from db.models import ACTIVE_STATUSES, Job
 from sojourn.services.job_queries import recent_jobs
+from sojourn.services.results import deletable_jobs, showable_jobs
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
@@ -28,10 +31,13 @@ class Jobs(commands.Cog):
         self.bot = bot
 
     async def _job_choices(
-        self, interaction: discord.Interaction, current: str, statuses: tuple[JobStatus, ...]
+        self,
+        interaction: discord.Interaction,
+        current: str,
+        find: Callable[[AsyncSession, int], Awaitable[list[Job]]],
     ) -> list[app_commands.Choice[str]]:
         async with self.bot.sessions() as session:
-            jobs = await recent_jobs(session, interaction.user.id, statuses=statuses, limit=100)
+            jobs = await find(session, interaction.user.id)
         typed = current.strip().lower()
         return [
             _choice(str(job.id), job.status.value, job.prompt)
@@ -50,7 +56,7 @@ class Jobs(commands.Cog):
     async def _show_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return await self._job_choices(interaction, current, (JobStatus.SUCCEEDED,))
+        return await self._job_choices(interaction, current, showable_jobs)
 
     @app_commands.command(name="cancel", description="Stop a job that is waiting or running (refunded)")
     @app_commands.describe(job_id="The job (start typing its prompt); your latest one if left out")
@@ -63,4 +69,22 @@ class Jobs(commands.Cog):
     async def _cancel_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return await self._job_choices(interaction, current, ACTIVE_STATUSES)
+        return await self._job_choices(interaction, current, _active_jobs)
+
+    @app_commands.command(name="delete", description="Delete one of your results: its message goes too")
+    @app_commands.describe(job="The result (start typing its prompt)")
+    async def delete(self, interaction: discord.Interaction, job: str) -> None:
+        async with user_errors_as_replies(interaction):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            text = await delete_and_describe(self.bot, interaction.user.id, job)
+            await interaction.followup.send(text, ephemeral=True)
+
+    @delete.autocomplete("job")
+    async def _delete_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._job_choices(interaction, current, deletable_jobs)
+
+
+async def _active_jobs(session: AsyncSession, user_id: int) -> list[Job]:
+    return await recent_jobs(session, user_id, statuses=ACTIVE_STATUSES)

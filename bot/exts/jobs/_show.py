@@ -1,4 +1,4 @@
-"""What /show and /cancel do, between the interaction and the services."""
+"""What /show, /cancel and /delete do, between the interaction and the services."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from db.models import Job
 from sojourn.services.buttons import favorite_count, lineage
 from sojourn.services.job_queries import parse_job_id
 from sojourn.services.lifecycle import cancel_user_job
+from sojourn.services.moderation.removal import delete_own
 from sojourn.services.results import display_key_of, job_to_show
 
 if TYPE_CHECKING:
@@ -66,3 +67,15 @@ async def cancel_and_describe(bot: SojournBot, user_id: int, job_text: str | Non
         f"Cancelled job `{job.id}` {stage}: all {job.cost} credits are back "
         "(a stopped render is thrown away, so none of it is charged)."
     )
+
+
+async def delete_and_describe(bot: SojournBot, user_id: int, job_text: str) -> str:
+    """Delete the user's own result and its message; returns the private answer."""
+    removed = await delete_own(bot.sessions, bot.storage, user_id, job_text)
+    gone = "It is out of /show and the galleries"
+    if removed.channel_id is not None and removed.message_id is not None:
+        if await bot.delivery.remove_message(removed.channel_id, removed.message_id):
+            gone = "Its message is gone, and it is out of /show and the galleries"
+        else:
+            gone += " (its message was already gone, or I could not delete it)"
+    return f"Deleted your result `{removed.job_id}`. {gone}. Its credits stay spent."
