@@ -4,7 +4,8 @@ apology (the traceback goes to the log, never to Discord).
 Commands wrap their work in `user_errors_as_replies` so an expected mistake (a bad prompt, no
 credits) is an answer, not an error; the tree's `on_error` catches everything else. Component
 callbacks (buttons, selects) use `errors_as_replies`, since discord.py only logs their failures
-and the user would see "This interaction failed".
+and the user would see "This interaction failed". All three answer through `_answer_error`, so a
+prompt the word filter blocked carries its Appeal button wherever it was typed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import discord
 from discord import app_commands
 from sqlalchemy.exc import DBAPIError
 
-from sojourn.errors import UserError
+from sojourn.errors import PromptBlocked, UserError
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +33,39 @@ DATABASE_DOWN = (
 )
 
 
-async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
+async def send_ephemeral(
+    interaction: discord.Interaction, text: str, *, view: discord.ui.View | None = None
+) -> None:
     """Answer the interaction privately, whether or not it was already acknowledged (deferred)."""
     text = text if len(text) <= 2000 else text[:1999] + "…"
+    buttons = view if view is not None else discord.utils.MISSING
     if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True)
+        await interaction.followup.send(text, ephemeral=True, view=buttons)
     else:
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.response.send_message(text, ephemeral=True, view=buttons)
 
 
-async def _reply_quietly(interaction: discord.Interaction, text: str) -> None:
+async def _reply_quietly(
+    interaction: discord.Interaction, text: str, *, view: discord.ui.View | None = None
+) -> None:
     try:
-        await send_ephemeral(interaction, text)
+        await send_ephemeral(interaction, text, view=view)
     except discord.HTTPException:  # the interaction expired, or Discord is having a moment
         log.warning("could not tell user %s: %s", interaction.user.id, text, exc_info=True)
+
+
+def _view_for(error: BaseException) -> discord.ui.View | None:
+    """The buttons an error's answer carries: Appeal under a recorded block."""
+    if isinstance(error, PromptBlocked) and error.strike_id is not None:
+        # Imported here: the Appeal button answers its own errors through this module.
+        from bot.appeal import appeal_view
+
+        return appeal_view(error.strike_id)
+    return None
+
+
+async def _answer_error(interaction: discord.Interaction, error: UserError) -> None:
+    await _reply_quietly(interaction, error.message, view=_view_for(error))
 
 
 @asynccontextmanager
@@ -54,7 +74,7 @@ async def user_errors_as_replies(interaction: discord.Interaction) -> AsyncItera
     try:
         yield
     except UserError as error:
-        await _reply_quietly(interaction, error.message)
+        await _answer_error(interaction, error)
 
 
 @asynccontextmanager
@@ -63,7 +83,7 @@ async def errors_as_replies(interaction: discord.Interaction) -> AsyncIterator[N
     try:
         yield
     except UserError as error:
-        await _reply_quietly(interaction, error.message)
+        await _answer_error(interaction, error)
     except DATABASE_OUTAGES:
         log.warning("component interaction failed: the database is unreachable", exc_info=True)
         await _reply_quietly(interaction, DATABASE_DOWN)
@@ -97,11 +117,14 @@ class SojournTree(app_commands.CommandTree[discord.Client]):
         if interaction.type == discord.InteractionType.autocomplete:
             log.error("autocomplete failed for user %s", interaction.user.id, exc_info=error)
             return  # an autocomplete cannot be answered with a message
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(original, UserError):
+            await _answer_error(interaction, original)
+            return
         message = describe_app_command_error(error)
         if message == DATABASE_DOWN:
             log.warning("/%s: the database is unreachable (%s)", _command_name(interaction), error)
         if message is None:
-            original = getattr(error, "original", error)
             log.error(
                 "/%s failed for user %s", _command_name(interaction), interaction.user.id, exc_info=original
             )

@@ -19,7 +19,21 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import SojournBot, create_bot
-from db.models import ACTIVE_STATUSES, Favorite, GuildSettings, Image, Job, LedgerEntry, User
+from db.models import (
+    ACTIVE_STATUSES,
+    Appeal,
+    AuditEntry,
+    Ban,
+    Favorite,
+    GuildSettings,
+    HeldResult,
+    Image,
+    Job,
+    LedgerEntry,
+    ServerWordRule,
+    Strike,
+    User,
+)
 from db.session import make_engine, make_sessionmaker
 from sojourn.celery_app import make_celery
 from sojourn.queue import CeleryJobQueue, JobQueue
@@ -105,7 +119,11 @@ async def empty_tables(sessions: async_sessionmaker[AsyncSession]) -> None:
         ).scalars():
             await cancel_job(session, job_id)
     async with sessions.begin() as session:
-        for table in (Favorite, GuildSettings, Image, LedgerEntry, Job, User):
+        # Children before parents (appeals name strikes; strikes, held results and bans name jobs, users).
+        for table in (
+            Appeal, Strike, HeldResult, Ban, ServerWordRule, AuditEntry,
+            Favorite, GuildSettings, Image, LedgerEntry, Job, User,
+        ):  # fmt: skip
             await session.execute(delete(table))
 
 

@@ -17,10 +17,16 @@ from discord import app_commands
 
 import bot as bot_package
 from bot import create_bot
+from bot.appeal import APPEAL_FORM_TEMPLATE, AppealButton, AppealForm
 from bot.exts import EXTENSIONS
 from bot.exts.buttons import grid_view, single_image_view
 from bot.exts.buttons._remix import REMIX_MODAL_TEMPLATE, RemixModal
 from bot.exts.buttons._views import CUSTOM_ID_TEMPLATE
+from bot.exts.moderation._appeals import AppealDecisionButton
+from bot.exts.moderation._log import LogPageButton, LogQuery
+from bot.exts.moderation._queue import CancelJobButton
+from bot.exts.moderation._review import DECISIONS as REVIEW_DECISIONS
+from bot.exts.moderation._review import ReviewButton
 from bot.exts.settings._views import panel_view
 from sojourn.actions import ACTIONS, BY_CODE, REMIXABLE, ButtonAction, actions_on
 from sojourn.services.users import UserDefaults
@@ -79,8 +85,8 @@ async def test_every_extension_loads_unloads_and_reloads(settings: Settings) -> 
     bot = create_bot(settings, queue=NoQueue())
     try:
         assert set(EXTENSIONS) == {
-            "bot.exts.buttons", "bot.exts.imagine", "bot.exts.info", "bot.exts.jobs", "bot.exts.prefer",
-            "bot.exts.settings",
+            "bot.exts.buttons", "bot.exts.imagine", "bot.exts.info", "bot.exts.jobs", "bot.exts.moderation",
+            "bot.exts.prefer", "bot.exts.settings",
         }  # fmt: skip
         for extension in EXTENSIONS:
             await bot.load_extension(extension)
@@ -105,25 +111,46 @@ async def test_no_two_commands_share_a_name(settings: Settings) -> None:
         assert set(names) == {
             "imagine", "info", "settings", "show", "cancel",
             "prefer", "prefer option", "prefer option set", "prefer option list", "prefer option delete",
-            "prefer suffix", "server", "server buttons",
+            "prefer suffix", "server", "server buttons", "delete",
+            "mod", "mod ban", "mod unban", "mod credits", "mod user", "mod words", "mod words add",
+            "mod words remove", "mod words allow", "mod words list", "mod words test", "mod delete",
+            "mod queue", "mod review", "mod appeals", "mod log", "mod settings",
         }  # fmt: skip
     finally:
         await bot.engine.dispose()
 
 
+def _moderation_buttons(job_id: uuid.UUID) -> list[discord.ui.Item[Any]]:
+    """One of each moderation button, with the largest ids they can carry."""
+    biggest = 10**18 - 1
+    return [
+        AppealButton(biggest),
+        CancelJobButton(job_id, 25),
+        *(ReviewButton(decision, job_id) for decision in REVIEW_DECISIONS),
+        AppealDecisionButton("accept", biggest, 5),
+        AppealDecisionButton("reject", biggest, 5),
+        LogPageButton(LogQuery(user_id=2**64 - 1, kind="appeal_accepted", before_id=2**63 - 1)),
+        LogPageButton(LogQuery(), "Newest"),
+    ]
+
+
 def test_custom_id_templates_never_overlap() -> None:
     classes = _dynamic_item_classes()
-    assert {cls.__name__ for cls in classes} == {"ResultButton", "SettingSelect", "SettingToggle"}
+    assert {cls.__name__ for cls in classes} == {
+        "ResultButton", "SettingSelect", "SettingToggle",
+        "AppealButton", "AppealDecisionButton", "CancelJobButton", "LogPageButton", "ReviewButton",
+    }  # fmt: skip
     job_id = uuid.uuid4()
     components = [
         *grid_view(job_id).children,
         *single_image_view(job_id, favorites=3).children,  # no 🔗 Web link: no gallery
         *panel_view(UserDefaults()).children,
+        *_moderation_buttons(job_id),
     ]
     custom_ids = [item.custom_id for item in components]  # type: ignore[attr-defined]
     assert len(custom_ids) == len(_expected_buttons("grid", job_id)) + len(
         _expected_buttons("single", job_id)
-    ) + len(panel_view(UserDefaults()).children)
+    ) + len(panel_view(UserDefaults()).children) + len(_moderation_buttons(job_id))
     assert len(custom_ids) == len(set(custom_ids))
     for custom_id in custom_ids:
         assert custom_id.startswith("sj:") and len(custom_id) <= 100
@@ -144,11 +171,36 @@ def test_custom_id_templates_never_overlap() -> None:
         "sj:set:quality:extra",
         "sj:set:everything",
         "xx:u:" + "a" * 32 + ":1",
+        "sj:appeal:",  # no strike
+        "sj:appeal:12a",
+        "sj:appeal:-1",
+        "sj:appeal:" + "9" * 19,  # longer than any id
+        "sj:appeal-form:12",  # the form's id is not a button's
+        "sj:mod:cancel:" + "a" * 31,
+        "sj:mod:cancel:" + "A" * 32,
+        "sj:mod:review:publish:" + "a" * 32,  # no such decision
+        "sj:mod:review:approve:" + "a" * 32 + ":1",
+        "sj:mod:appeal:accept:",
+        "sj:mod:appeal:undo:12",
+        "sj:mod:appeal:accept:1.5",
+        "sj:mod:log:1:BAN:0",
+        "sj:mod:log:-1:ban:0",
+        "sj:mod:log:1:ban:0:0",
+        "sj:mod:log:1:ban",
     ],
 )
 def test_hostile_custom_ids_match_no_template(custom_id: str) -> None:
     assert not any(
         cls.__discord_ui_compiled_template__.fullmatch(custom_id) for cls in _dynamic_item_classes()
+    )
+
+
+def test_the_appeal_form_id_is_its_own_and_fits() -> None:
+    form = AppealForm(10**18 - 1)
+    match = APPEAL_FORM_TEMPLATE.fullmatch(form.custom_id)
+    assert match and int(match["strike"]) == 10**18 - 1 and len(form.custom_id) <= 100
+    assert not any(
+        cls.__discord_ui_compiled_template__.fullmatch(form.custom_id) for cls in _dynamic_item_classes()
     )
 
 

@@ -3,6 +3,8 @@ every moderation event leaves exactly one entry, read newest first, a page at a 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from db.models import AuditEntry
@@ -295,3 +297,46 @@ async def test_events_outside_a_server_are_logged_without_one(sessions, settings
     async with sessions() as session:
         (entry,) = await audit_log.read_log(session, None, user_id=user)
     assert (entry.action, entry.guild_id, entry.target_user_id) == ("block", None, user)
+
+
+async def test_channel_edits_apply_to_the_list_as_it_is_so_concurrent_edits_keep_both(
+    sessions, settings
+) -> None:  # type: ignore[no-untyped-def]
+    here = new_server()
+    admin, other = moderator(here), moderator(here)
+    first, second, third = new_id(), new_id(), new_id()
+    await server_settings.update_server_moderation(
+        sessions, settings.moderation, admin, imagine_channel_add=first
+    )
+    await asyncio.gather(
+        server_settings.update_server_moderation(
+            sessions, settings.moderation, admin, imagine_channel_add=second
+        ),
+        server_settings.update_server_moderation(
+            sessions, settings.moderation, other, imagine_channel_add=third
+        ),
+    )
+    async with sessions() as session:
+        current = await server_settings.server_moderation(session, settings.moderation, here.guild_id)
+    assert current.imagine_channels == tuple(sorted((first, second, third)))
+
+    after = await server_settings.update_server_moderation(
+        sessions, settings.moderation, admin, imagine_channel_remove=second
+    )
+    assert after.imagine_channels == tuple(sorted((first, third)))
+    with pytest.raises(UserError, match="is not one of the /imagine channels"):
+        await server_settings.update_server_moderation(
+            sessions, settings.moderation, admin, imagine_channel_remove=second
+        )
+    cleared = await server_settings.update_server_moderation(
+        sessions, settings.moderation, admin, imagine_channels_clear=True
+    )
+    assert cleared.imagine_channels == ()
+
+
+async def test_everyone_cannot_be_the_moderator_role(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    here = new_server()
+    with pytest.raises(UserError, match="@everyone cannot be the moderator role"):
+        await server_settings.update_server_moderation(
+            sessions, settings.moderation, moderator(here), moderator_role_id=here.guild_id
+        )

@@ -49,19 +49,7 @@ async def file_appeal(
     if not reason:
         raise UserError("Say why the prompt should be allowed: the moderators read it.")
     async with sessions.begin() as session:
-        strike = await session.get(Strike, strike_id)
-        if strike is None or strike.user_id != user_id or strike.source != StrikeSource.WORDS:
-            raise UserError("There is no blocked prompt of yours to appeal here.")
-        if strike.revoked_at is not None:
-            raise UserError("That strike was already lifted: there is nothing to appeal.")
-        if strike.guild_id is None:
-            raise UserError(
-                "Appeals go to a server's moderators, and this prompt was blocked in a direct message: "
-                "rephrase it, or run it in a server."
-            )
-        existing = await session.scalar(select(Appeal).where(Appeal.strike_id == strike_id))
-        if existing is not None:
-            raise UserError(f"You already appealed this block; it is {existing.status.value}.")
+        strike = await _appealable(session, user_id, strike_id)
         appeal = Appeal(
             strike_id=strike_id,
             user_id=user_id,
@@ -82,6 +70,29 @@ async def file_appeal(
             reason=reason,
         )
         return appeal
+
+
+async def check_appealable(sessions: async_sessionmaker[AsyncSession], user_id: int, strike_id: int) -> None:
+    """Before the Appeal form opens: refuse at once what `file_appeal` would refuse after typing."""
+    async with sessions() as session:
+        await _appealable(session, user_id, strike_id)
+
+
+async def _appealable(session: AsyncSession, user_id: int, strike_id: int) -> Strike:
+    strike = await session.get(Strike, strike_id)
+    if strike is None or strike.user_id != user_id or strike.source != StrikeSource.WORDS:
+        raise UserError("There is no blocked prompt of yours to appeal here.")
+    if strike.revoked_at is not None:
+        raise UserError("That strike was already lifted: there is nothing to appeal.")
+    if strike.guild_id is None:
+        raise UserError(
+            "Appeals go to a server's moderators, and this prompt was blocked in a direct message: "
+            "rephrase it, or run it in a server."
+        )
+    existing = await session.scalar(select(Appeal).where(Appeal.strike_id == strike_id))
+    if existing is not None:
+        raise UserError(f"You already appealed this block; it is {existing.status.value}.")
+    return strike
 
 
 async def pending_appeals(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ class ServerModeration:
 
 
 # What `/mod settings` may change, each with the check its value must pass.
-CHANGEABLE = {
+CHANGEABLE: dict[str, Callable[[Any], Any]] = {
     "safety_mode": lambda value: SafetyMode(value),
     "safety_threshold": lambda value: _within(float(value), 0.0, 1.0, "the threshold"),
     "allow_in_age_restricted": bool,
@@ -53,6 +54,10 @@ CHANGEABLE = {
     "strike_ban_hours": lambda value: int(_within(int(value), 1, 24 * 365, "the ban's length")),
     "moderator_role_id": lambda value: None if value in (None, 0) else int(value),
     "imagine_channels": lambda value: sorted({int(channel) for channel in value}),
+    # Edits of the channel list, applied to the list as it is under the row's lock (in this order).
+    "imagine_channels_clear": bool,
+    "imagine_channel_add": int,
+    "imagine_channel_remove": int,
     "default_words": bool,
 }
 
@@ -120,9 +125,14 @@ async def update_server_moderation(
             checked = {name: CHANGEABLE[name](value) for name, value in changes.items()}
         except ValueError as error:
             raise UserError(f"That setting's value does not work: {error}.") from None
+        if checked.get("moderator_role_id") == guild_id:  # Discord's @everyone role has the server's id
+            raise UserError("@everyone cannot be the moderator role: pick a role only your moderators have.")
         row = await guild_row(session, guild_id, defaults)
+        channels = _edited_channels(list(row.imagine_channels or []), checked)
         for name, value in checked.items():
-            setattr(row, name, value.value if isinstance(value, SafetyMode) else value)
+            if not name.startswith("imagine_channel"):
+                setattr(row, name, value.value if isinstance(value, SafetyMode) else value)
+        row.imagine_channels = channels
         row.updated_at = utcnow()
         if checked:
             await audit_log.record(
@@ -133,6 +143,23 @@ async def update_server_moderation(
                 detail=", ".join(f"{name}={_shown(value)}" for name, value in checked.items()),
             )
         return server_moderation_of(row, defaults)
+
+
+def _edited_channels(channels: list[int], checked: dict[str, Any]) -> list[int]:
+    if "imagine_channels" in checked:
+        channels = list(checked["imagine_channels"])
+    if checked.get("imagine_channels_clear"):
+        channels = []
+    if "imagine_channel_add" in checked and checked["imagine_channel_add"] not in channels:
+        channels.append(checked["imagine_channel_add"])
+    if "imagine_channel_remove" in checked:
+        removed = checked["imagine_channel_remove"]
+        if removed not in channels:
+            raise UserError(
+                f"<#{removed}> is not one of the /imagine channels (see /mod settings). Nothing was changed."
+            )
+        channels.remove(removed)
+    return sorted(channels)
 
 
 def _shown(value: Any) -> str:
