@@ -154,7 +154,7 @@ class JobRunner:
         safety_checker = self.safety_checker()  # before rendering: a misnamed checker fails the job early
         init_image = self._image_prompt(spec)
         source_image = self._source_image(spec)
-        progress = _ProgressReporter(self, job.id, job.attempts)
+        progress = _ProgressReporter(self, job.id, job.attempts, self._preview_gate(job, safety_checker))
         pipeline_started = time.perf_counter()
         images = render_job_images(
             self.registry,
@@ -183,6 +183,28 @@ class JobRunner:
         status = self._finish(job.id, job.attempts, stored)
         self.timings["finish"] = time.perf_counter() - finish_started
         return status
+
+    def _preview_gate(self, job: Job, checker: SafetyChecker) -> Callable[[bytes], bool]:
+        """Whether a progress preview may be shown: scored like the result, since it is posted
+        before the result is screened; one the check cannot score is withheld."""
+
+        async def threshold() -> float | None:
+            async with self.sessions() as session:
+                return await review.preview_threshold(session, self.settings.moderation, job)
+
+        try:
+            limit = self._run(threshold())
+        except (DBAPIError, OSError):
+            limit = self.settings.moderation.safety_threshold  # the default's, rather than none
+        if limit is None:
+            return lambda preview: True
+
+        def may_show(preview: bytes) -> bool:
+            with Image.open(io.BytesIO(preview)) as image:
+                (score,) = score_images(checker, [image.convert("RGB")])
+            return score is not None and score < limit
+
+        return may_show
 
     def _image_prompt(self, spec: JobSpec) -> Image.Image | None:
         """The job's image prompt from storage, decoded (the bot validated it before submitting)."""
@@ -248,8 +270,11 @@ class JobRunner:
 class _ProgressReporter:
     """Publishes every step; writes progress + heartbeat to the database at most once a second."""
 
-    def __init__(self, runner: JobRunner, job_id: uuid.UUID, attempt: int) -> None:
+    def __init__(
+        self, runner: JobRunner, job_id: uuid.UUID, attempt: int, may_show: Callable[[bytes], bool]
+    ) -> None:
         self.runner = runner
+        self.may_show = may_show
         self.job_id = job_id
         self.attempt = attempt
         self._last_write = 0.0
@@ -265,6 +290,8 @@ class _ProgressReporter:
             self.seconds += time.perf_counter() - started
 
     def _report(self, percent: int, preview_png: bytes | None) -> None:
+        if preview_png is not None and not self.may_show(preview_png):
+            preview_png = None  # the progress still shows, without the picture
         self.runner.publisher.publish(JobEvent.progress(str(self.job_id), percent, preview_png))
         now = time.monotonic()
         if now - self._last_write < PROGRESS_WRITE_INTERVAL and percent < 100:

@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 from db.models import JobStatus
 from db.session import make_engine, make_sessionmaker
 from inference.runner import JobRunner
+from sojourn.events import JobEvent
 from sojourn.services.workers import WorkerProcess
 from sojourn.settings import ModerationSettings, Settings
 from tests.conftest import create_migrated_database, running_worker, worker_settings
@@ -85,3 +86,43 @@ async def test_a_failing_check_stores_none_for_every_image_and_the_job_succeeds(
     await engine.dispose()
     assert [image.index for image in images] == [0, 1, 2, 3, 4]
     assert [image.safety_score for image in images] == [None] * 5
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.events: list[JobEvent] = []
+
+    def publish(self, event: JobEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "previews_shown"),
+    [(ModerationSettings().safety_threshold, True), (0.0, False)],
+    ids=["clean previews are shown", "previews over the threshold are withheld"],
+)
+async def test_progress_previews_are_screened_before_they_are_published(
+    postgres_admin_url: str, settings: Settings, threshold: float, previews_shown: bool
+) -> None:
+    """A preview is posted while the job runs, before the result is screened: it is scored first."""
+    database_url = await create_migrated_database(postgres_admin_url)
+    update = {
+        "database_url": database_url,
+        "redis_url": None,
+        "preview_every": 2,
+        "moderation": ModerationSettings(safety_threshold=threshold),
+    }
+    runner = JobRunner(
+        settings.model_copy(update=update), WorkerProcess("preview-test", uuid.uuid4(), os.getpid())
+    )
+    runner.publisher = RecordingPublisher()  # type: ignore[assignment]
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    job = await submit(sessions, runner.settings, "a red fox --seed 11 --q .25", queue=NotSent())
+    assert await asyncio.to_thread(runner.run, job.id) == JobStatus.SUCCEEDED
+    await engine.dispose()
+
+    progress = [event for event in runner.publisher.events if event.kind == "progress"]  # type: ignore[attr-defined]
+    assert len(progress) > 2  # every step still reports its progress
+    previews = [event for event in progress if event.preview_png_b64]
+    assert bool(previews) is previews_shown

@@ -41,6 +41,15 @@ async def is_held(session: AsyncSession, job_id: uuid.UUID) -> bool:
     return status in (HoldStatus.HELD, HoldStatus.REMOVED)
 
 
+async def preview_threshold(session: AsyncSession, defaults: ModerationSettings, job: Job) -> float | None:
+    """The score from which the job's progress previews are withheld (they are posted before the
+    result is screened); None where nothing would be held."""
+    server = await server_moderation(session, defaults, job.guild_id)
+    if server.safety_mode == SafetyMode.OFF or (job.age_restricted and server.allow_in_age_restricted):
+        return None
+    return server.safety_threshold
+
+
 async def screen_result(
     session: AsyncSession, defaults: ModerationSettings, job_id: uuid.UUID
 ) -> HoldVerdict:
