@@ -9,6 +9,7 @@ import discord
 
 from bot.uploads import DEFAULT_FILESIZE_LIMIT
 from sojourn.errors import UserError
+from sojourn.services.submission import Origin
 
 _PERMISSION_NAMES = {
     "view_channel": "View Channel",
@@ -16,6 +17,17 @@ _PERMISSION_NAMES = {
     "send_messages_in_threads": "Send Messages in Threads",
     "attach_files": "Attach Files",
 }
+
+
+def origin_of(interaction: discord.Interaction) -> Origin:
+    """Where a job is asked for: the server, the channel, and whether it is age-restricted (where a
+    server may let the image safety check pass more)."""
+    is_nsfw = getattr(interaction.channel, "is_nsfw", None)  # a partial channel knows nothing of it
+    return Origin(
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        age_restricted=bool(is_nsfw()) if callable(is_nsfw) else False,
+    )
 
 
 def check_can_post(interaction: discord.Interaction) -> None:

@@ -19,7 +19,8 @@ import discord
 from discord import app_commands
 from sqlalchemy.exc import DBAPIError
 
-from sojourn.errors import PromptBlocked, UserError
+from sojourn.errors import Banned, PromptBlocked, UserError
+from sojourn.services.moderation import bans
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,34 @@ def describe_app_command_error(error: app_commands.AppCommandError) -> str | Non
     return None
 
 
+# Commands a banned member may still run: /info says why and until when, and /imagine's
+# submission checks the ban itself, under the user's row lock (`submission.hold_and_insert`).
+BAN_EXEMPT_COMMANDS = frozenset({"info", "imagine"})
+
+
 class SojournTree(app_commands.CommandTree[discord.Client]):
-    """The command tree with the one app-command error handler."""
+    """The command tree with the one app-command error handler, and the one ban check on commands."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """A member banned here is refused every command (but /info), with the reason and the end."""
+        if interaction.type != discord.InteractionType.application_command:
+            return True  # autocomplete: nothing is done
+        if dict(interaction.data or {}).get("name") in BAN_EXEMPT_COMMANDS:
+            return True
+        sessions = getattr(interaction.client, "sessions", None)
+        if sessions is None:
+            return True
+        try:
+            async with sessions() as session:
+                await bans.check_not_banned(session, interaction.user.id, interaction.guild_id)
+        except Banned as banned:
+            await _reply_quietly(interaction, banned.message)
+            return False
+        except DATABASE_OUTAGES:
+            log.warning("/%s: the database is unreachable for the ban check", _command_name(interaction))
+            await _reply_quietly(interaction, DATABASE_DOWN)
+            return False
+        return True
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         if interaction.type == discord.InteractionType.autocomplete:

@@ -588,6 +588,9 @@ async def test_a_ban_refuses_imagine_with_its_reason_and_end_and_info_still_answ
     assert len(await jobs_of(bot_sessions, bob.id)) == 1
     info = await bob.slash(world.channel, "info")
     assert info.ephemeral and info.response is not None and info.response.embeds
+    for command, options in (("settings", {}), ("prefer suffix", {}), ("show", {"job_id": str(running.id)})):
+        other = answer(await bob.slash(world.channel, command, **options))  # every command but /info
+        assert "spamming the channel" in other.content and f"<t:{end}:f>" in other.content, command
 
     lifted = answer(await mod(mods.ada, world, "unban", user=bob))
     assert lifted.content == f"Lifted the ban on {bob.mention}: they can use sojourn on this server again."

@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.channels import check_can_post
+from bot.channels import check_can_post, origin_of
 from bot.exts.buttons._remix import RemixModal
 from sojourn.actions import ButtonAction
 from sojourn.services.buttons import Press, check_may_press, load_pressable_job, press_button, toggle_favorite
-from sojourn.services.submission import Origin
 from sojourn.services.users import load_preferences
 
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ def _press(
         job_id=job_id,
         index=index,
         presser_id=interaction.user.id,
-        origin=Origin(guild_id=interaction.guild_id, channel_id=interaction.channel_id),
+        origin=origin_of(interaction),
         remix_text=remix_text,
     )
 

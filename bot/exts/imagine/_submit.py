@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.channels import check_can_post
+from bot.channels import check_can_post, origin_of
 from sojourn.errors import UserError
 from sojourn.services.image_prompts import check_declared, read_image_prompt, store_image_prompt
-from sojourn.services.submission import Origin, submit_prompt
+from sojourn.services.submission import submit_prompt
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
@@ -47,7 +47,7 @@ async def submit_imagine(
         bot.queue,
         user_id=interaction.user.id,
         text=prompt,
-        origin=Origin(guild_id=interaction.guild_id, channel_id=interaction.channel_id),
+        origin=origin_of(interaction),
         rules=bot.rules,
         image_key=image_key,
     )
