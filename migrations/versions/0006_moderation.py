@@ -143,14 +143,10 @@ def upgrade() -> None:
 
     with op.batch_alter_table("guild_settings", schema=None) as batch_op:
         batch_op.add_column(sa.Column("moderator_role_id", sa.BigInteger(), nullable=True))
-        batch_op.add_column(
-            sa.Column("default_words", sa.Boolean(), nullable=True)
-        )
+        batch_op.add_column(sa.Column("default_words", sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column("safety_mode", sa.String(length=8), nullable=True))
         batch_op.add_column(sa.Column("safety_threshold", sa.Float(), nullable=True))
-        batch_op.add_column(
-            sa.Column("allow_in_age_restricted", sa.Boolean(), nullable=True)
-        )
+        batch_op.add_column(sa.Column("allow_in_age_restricted", sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column("strikes_before_ban", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("strike_window_hours", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("strike_ban_hours", sa.Integer(), nullable=True))
