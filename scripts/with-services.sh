@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run a command with a throwaway PostgreSQL and Redis on loopback, installing them if absent.
+# Run a command with a throwaway PostgreSQL and Redis on loopback, installing them if absent
+# (and Debian's Chromium, which the browser tests drive; never a browser downloaded at run time).
 # Exports SOJOURN_TEST_DATABASE_URL and SOJOURN_TEST_REDIS_URL; stops both servers on exit.
 set -euo pipefail
 
@@ -7,6 +8,7 @@ need_install=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || need_install+=(postgresql)
 command -v redis-server >/dev/null || need_install+=(redis-server)
+[ -x /usr/bin/chromium ] || need_install+=(chromium)
 if [ ${#need_install[@]} -gt 0 ]; then
   echo "installing ${need_install[*]} (Debian packages)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
