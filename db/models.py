@@ -126,6 +126,13 @@ class Job(Base):
         Index("ix_jobs_user_status", "user_id", "status"),
         Index("ix_jobs_status", "status"),
         Index("ix_jobs_delivery", "delivered_at", "status"),
+        # The gallery: newest first (everywhere, and in one server).
+        Index("ix_jobs_finished", "finished_at", "id"),
+        Index("ix_jobs_guild_finished", "guild_id", "finished_at"),
+        # Prompt search on Postgres (`sojourn.services.gallery.search`); SQLite scans instead.
+        Index("ix_jobs_prompt_search", text("to_tsvector('simple', prompt)"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -172,6 +179,8 @@ class Job(Base):
     age_restricted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Removed by a moderator or its owner (`/mod delete`, `/delete`): gone from Discord and galleries.
     removed_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
+    # Whether @everyone could view the channel it was asked in (the galleries show only those).
+    channel_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     images: Mapped[list[Image]] = relationship(
         back_populates="job", order_by="Image.index", cascade="all, delete-orphan"
@@ -225,6 +234,7 @@ class Favorite(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "job_id", "image_index", name="uq_favorites_user_job_image"),
         Index("ix_favorites_job_image", "job_id", "image_index"),
+        Index("ix_favorites_job_created", "job_id", "created_at"),  # a job's ❤ as of a moment
     )
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True)
@@ -253,6 +263,11 @@ class GuildSettings(Base):
     strike_ban_hours: Mapped[int | None] = mapped_column(Integer)
     # The channels where /imagine may be used; empty: all of them.
     imagine_channels: Mapped[list[int]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    # `/server gallery`: None or True: this server's results may be in the galleries; False: never.
+    web_gallery: Mapped[bool | None] = mapped_column(Boolean)
+    # Where results reaching `showcase_likes` ❤ are posted (once each); None: no showcase.
+    showcase_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    showcase_likes: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
 
 
@@ -377,3 +392,14 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     reason: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+
+
+class ShowcasePost(Base):
+    """A result posted to its server's showcase channel: one row per job, so it is posted once."""
+
+    __tablename__ = "showcase_posts"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # set once the post is sent
+    posted_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)

@@ -43,6 +43,7 @@ class Origin:
     channel_id: int | None = None
     message_id: int | None = None
     age_restricted: bool = False  # an age-restricted (NSFW) channel
+    channel_public: bool = False  # @everyone can view the channel (only such results enter galleries)
 
 
 def defaults_as_parameters(defaults: dict[str, object]) -> str:
@@ -205,6 +206,7 @@ def new_job(user_id: int, kind: JobKind, spec: JobSpec, cost: int, origin: Origi
         channel_id=origin.channel_id,
         message_id=origin.message_id,
         age_restricted=origin.age_restricted,
+        channel_public=origin.channel_public,
         **extra,
     )
 
