@@ -1,4 +1,4 @@
-"""The `sojourn` command: run, bot, worker, migrate, parse, render, models make-tiny."""
+"""The `sojourn` command: run, bot, worker, web, migrate, parse, render, models make-tiny."""
 
 from __future__ import annotations
 
@@ -54,6 +54,9 @@ def _build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="upgrade the database to the latest schema")
     migrate.set_defaults(handler=_cmd_migrate)
 
+    web = commands.add_parser("web", help="serve the read-only web gallery (SOJOURN_WEB__HOST/PORT)")
+    web.set_defaults(handler=_cmd_web)
+
     audit = commands.add_parser(
         "audit", help="check the money and the jobs on the database (read-only); exit 1 on a violation"
     )
@@ -93,6 +96,18 @@ def _cmd_migrate(_args: argparse.Namespace) -> int:
 
     upgrade(Settings().resolved_database_url)
     print("database is at the latest schema")
+    return 0
+
+
+def _cmd_web(_args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from web.app import create_app
+
+    settings = Settings()
+    print(f"the gallery is at http://{settings.web.host}:{settings.web.port}/")
+    # proxy_headers: behind a reverse proxy on this host, the rate limit counts the client's address.
+    uvicorn.run(create_app(settings), host=settings.web.host, port=settings.web.port, proxy_headers=True)
     return 0
 
 

@@ -131,6 +131,17 @@ class ModerationSettings(BaseModel):
     default_words: bool = True  # new servers start with `sojourn.default_words`
 
 
+class WebSettings(BaseModel):
+    """The read-only web gallery, `sojourn web` (`SOJOURN_WEB__...`)."""
+
+    host: str = "127.0.0.1"  # behind a reverse proxy; 0.0.0.0 to serve the network directly
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str | None = None  # e.g. https://gallery.example.org: absolute links in shared pages
+    # Per client address, a token bucket: a page with its thumbnails is ~30 requests at once.
+    requests_per_minute: int = Field(default=600, ge=1)
+    burst: int = Field(default=120, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SOJOURN_",
@@ -163,6 +174,7 @@ class Settings(BaseSettings):
     buttons: ButtonSettings = ButtonSettings()
     recovery: RecoverySettings = RecoverySettings()
     moderation: ModerationSettings = ModerationSettings()
+    web: WebSettings = WebSettings()
 
     task_soft_time_limit: int = 600
     task_time_limit: int = 660

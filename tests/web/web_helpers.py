@@ -1,0 +1,74 @@
+"""Shared by the web gallery's tests: results with real PNG files, the app served, plain HTTP."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from PIL import Image as PILImage
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import Image
+from sojourn.settings import Settings, WebSettings
+from tests.browser.helpers import serve_asgi
+from tests.services.gallery_helpers import make_result, new_id
+from web.app import create_app
+
+COLOURS = [(200, 120, 40), (40, 120, 200), (90, 200, 90), (220, 220, 60), (160, 60, 160)]
+
+
+async def make_visible_result(
+    sessions: async_sessionmaker[AsyncSession], storage_dir: Path, **options: Any
+) -> uuid.UUID:
+    """A finished result (public unless told otherwise) whose image files exist in `storage_dir`."""
+    options.setdefault("guild_id", new_id())
+    job_id = await make_result(sessions, **options)
+    async with sessions() as session:
+        images = (
+            await session.execute(select(Image.index, Image.storage_key).where(Image.job_id == job_id))
+        ).all()
+    for index, key in images:
+        path = storage_dir / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        PILImage.new("RGB", (64, 64), COLOURS[index % len(COLOURS)]).save(path)
+    return job_id
+
+
+def web_settings(database_url: str, data_dir: Path, **web: Any) -> Settings:
+    return Settings(database_url=database_url, data_dir=data_dir, web=WebSettings(**web))
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[str]:
+    """The gallery on uvicorn in a thread, as `sojourn web` serves it; yields its base URL."""
+    with serve_asgi(create_app(settings)) as url:
+        yield url
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Message
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> Reply:
+    """A GET that returns 4xx/5xx replies instead of raising (the path is sent as written)."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return Reply(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        return Reply(error.code, error.headers, error.read())

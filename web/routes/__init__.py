@@ -1,0 +1,1 @@
+"""One router per page group: the gallery's pages, a result's page, image files, the JSON API."""
