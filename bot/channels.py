@@ -20,14 +20,24 @@ _PERMISSION_NAMES = {
 
 
 def origin_of(interaction: discord.Interaction) -> Origin:
-    """Where a job is asked for: the server, the channel, and whether it is age-restricted (where a
-    server may let the image safety check pass more)."""
-    is_nsfw = getattr(interaction.channel, "is_nsfw", None)  # a partial channel knows nothing of it
+    """Where a job is asked for: the server, the channel, whether it is age-restricted (where a
+    server may let the image safety check pass more) and whether @everyone can view it (only then
+    may its results enter the galleries)."""
+    channel, guild = interaction.channel, interaction.guild
+    is_nsfw = getattr(channel, "is_nsfw", None)  # a partial channel knows nothing of it
     return Origin(
         guild_id=interaction.guild_id,
         channel_id=interaction.channel_id,
         age_restricted=bool(is_nsfw()) if callable(is_nsfw) else False,
+        channel_public=_everyone_can_view(channel, guild),
     )
+
+
+def _everyone_can_view(channel: object, guild: discord.Guild | None) -> bool:
+    """False when unsure: a partial channel, a direct message, a guild not in the cache."""
+    if guild is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return False
+    return channel.permissions_for(guild.default_role).view_channel
 
 
 def check_can_post(interaction: discord.Interaction) -> None:

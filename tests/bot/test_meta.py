@@ -22,6 +22,7 @@ from bot.exts import EXTENSIONS
 from bot.exts.buttons import grid_view, single_image_view
 from bot.exts.buttons._remix import REMIX_MODAL_TEMPLATE, RemixModal
 from bot.exts.buttons._views import CUSTOM_ID_TEMPLATE
+from bot.exts.gallery._views import MAX_POSITION, GalleryFilters, GalleryJobButton, GalleryPageButton
 from bot.exts.moderation._appeals import AppealDecisionButton
 from bot.exts.moderation._log import LogPageButton, LogQuery
 from bot.exts.moderation._queue import CancelJobButton
@@ -29,6 +30,7 @@ from bot.exts.moderation._review import DECISIONS as REVIEW_DECISIONS
 from bot.exts.moderation._review import ReviewButton
 from bot.exts.settings._views import panel_view
 from sojourn.actions import ACTIONS, BY_CODE, REMIXABLE, ButtonAction, actions_on
+from sojourn.services.gallery import Period, Sort
 from sojourn.services.users import UserDefaults
 from sojourn.settings import ButtonSettings, Settings
 from sojourn.spec import IMAGES_PER_JOB
@@ -85,8 +87,8 @@ async def test_every_extension_loads_unloads_and_reloads(settings: Settings) -> 
     bot = create_bot(settings, queue=NoQueue())
     try:
         assert set(EXTENSIONS) == {
-            "bot.exts.buttons", "bot.exts.imagine", "bot.exts.info", "bot.exts.jobs", "bot.exts.moderation",
-            "bot.exts.prefer", "bot.exts.settings",
+            "bot.exts.buttons", "bot.exts.gallery", "bot.exts.imagine", "bot.exts.info", "bot.exts.jobs",
+            "bot.exts.moderation", "bot.exts.prefer", "bot.exts.settings",
         }  # fmt: skip
         for extension in EXTENSIONS:
             await bot.load_extension(extension)
@@ -111,7 +113,7 @@ async def test_no_two_commands_share_a_name(settings: Settings) -> None:
         assert set(names) == {
             "imagine", "info", "settings", "show", "cancel",
             "prefer", "prefer option", "prefer option set", "prefer option list", "prefer option delete",
-            "prefer suffix", "server", "server buttons", "delete",
+            "prefer suffix", "server", "server buttons", "server gallery", "delete", "gallery",
             "mod", "mod ban", "mod unban", "mod credits", "mod user", "mod words", "mod words add",
             "mod words remove", "mod words allow", "mod words list", "mod words test", "mod delete",
             "mod queue", "mod review", "mod appeals", "mod log", "mod settings",
@@ -134,11 +136,23 @@ def _moderation_buttons(job_id: uuid.UUID) -> list[discord.ui.Item[Any]]:
     ]
 
 
+def _gallery_buttons(job_id: uuid.UUID) -> list[discord.ui.Item[Any]]:
+    """One of each gallery button, the page buttons with the longest filters they can carry."""
+    longest = GalleryFilters(Sort.TOP, Period.MONTH, 2**64 - 1, True, ("a" * 40,))
+    return [
+        GalleryPageButton(longest, MAX_POSITION),
+        GalleryPageButton(GalleryFilters(), 0),
+        GalleryJobButton("like", job_id),
+        GalleryJobButton("show", job_id),
+    ]
+
+
 def test_custom_id_templates_never_overlap() -> None:
     classes = _dynamic_item_classes()
     assert {cls.__name__ for cls in classes} == {
         "ResultButton", "SettingSelect", "SettingToggle",
         "AppealButton", "AppealDecisionButton", "CancelJobButton", "LogPageButton", "ReviewButton",
+        "GalleryPageButton", "GalleryJobButton",
     }  # fmt: skip
     job_id = uuid.uuid4()
     components = [
@@ -146,11 +160,14 @@ def test_custom_id_templates_never_overlap() -> None:
         *single_image_view(job_id, favorites=3).children,  # no 🔗 Web link: no gallery
         *panel_view(UserDefaults()).children,
         *_moderation_buttons(job_id),
+        *_gallery_buttons(job_id),
     ]
     custom_ids = [item.custom_id for item in components]  # type: ignore[attr-defined]
     assert len(custom_ids) == len(_expected_buttons("grid", job_id)) + len(
         _expected_buttons("single", job_id)
-    ) + len(panel_view(UserDefaults()).children) + len(_moderation_buttons(job_id))
+    ) + len(panel_view(UserDefaults()).children) + len(_moderation_buttons(job_id)) + len(
+        _gallery_buttons(job_id)
+    )
     assert len(custom_ids) == len(set(custom_ids))
     for custom_id in custom_ids:
         assert custom_id.startswith("sj:") and len(custom_id) <= 100
@@ -187,6 +204,15 @@ def test_custom_id_templates_never_overlap() -> None:
         "sj:mod:log:-1:ban:0",
         "sj:mod:log:1:ban:0:0",
         "sj:mod:log:1:ban",
+        "sj:gal:p:nx:0:0:0:",  # no such period
+        "sj:gal:p:na:0:2:0:",
+        "sj:gal:p:na:0:0:1000:",  # past the last position
+        "sj:gal:p:na:0:0:0:cat dog",  # a search is words joined by +
+        "sj:gal:p:na:0:0:0:cat_dog",
+        "sj:gal:p:na:0:0:0:+cat",
+        "sj:gal:like:" + "a" * 31,
+        "sj:gal:fav:" + "a" * 32,
+        "sj:gal:show:" + "a" * 32 + ":1",
     ],
 )
 def test_hostile_custom_ids_match_no_template(custom_id: str) -> None:

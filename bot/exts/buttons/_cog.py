@@ -13,6 +13,9 @@ from bot.exts.buttons._remix import REMIX_MODAL_TEMPLATE, submitted_remix_text
 from sojourn.actions import action_for
 from sojourn.errors import UserError
 from sojourn.services.buttons import set_anyone_can_press
+from sojourn.services.gallery import set_showcase, set_web_gallery
+from sojourn.services.gallery.server import MAX_SHOWCASE_LIKES
+from sojourn.services.moderation.permissions import Actor
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
@@ -43,6 +46,37 @@ class Buttons(commands.Cog):
                 else "Only a result's owner may press its buttons now."
             )
             await interaction.response.send_message(text, ephemeral=True)
+
+    @server.command(name="gallery", description="The galleries and the showcase channel for this server")
+    @app_commands.describe(
+        web="on: public results made here may be in the galleries; off: none of them are",
+        channel="post results that reach enough ❤ in this channel, once each",
+        likes="how many ❤ a result needs for the showcase channel",
+    )
+    async def gallery(
+        self,
+        interaction: discord.Interaction,
+        web: Literal["on", "off"] | None = None,
+        channel: discord.TextChannel | None = None,
+        likes: app_commands.Range[int, 1, MAX_SHOWCASE_LIKES] | None = None,
+    ) -> None:
+        async with user_errors_as_replies(interaction):
+            # The gallery service checks Manage Server: Discord's default permissions can be changed.
+            actor = Actor(interaction.user.id, interaction.guild_id, interaction.permissions.manage_guild)
+            if web is None and channel is None:
+                raise UserError("Say what to change: web (on or off), or a showcase channel and its likes.")
+            said = []
+            if channel is not None:
+                await set_showcase(self.bot.sessions, actor, channel.id, likes)
+                said.append(f"Results that reach {likes} ❤ will be posted once in {channel.mention}.")
+            if web is not None:
+                await set_web_gallery(self.bot.sessions, actor, web == "on")
+                said.append(
+                    "Public results made here may be in the galleries."
+                    if web == "on"
+                    else "No result made here is in the galleries now."
+                )
+            await interaction.response.send_message(" ".join(said), ephemeral=True)
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:

@@ -99,8 +99,13 @@ async def handle_favorite(
     job_id: uuid.UUID,
     index: int | None,
 ) -> tuple[bool, int]:
-    """Toggle the presser's favorite on the image; returns (favorite now, how many favor it)."""
-    return await toggle_favorite(bot.sessions, _press(interaction, action, job_id, index))
+    """Toggle the presser's favorite on the image; returns (favorite now, how many favor it).
+
+    A new ❤ is announced as `favorite_added` (the gallery's showcase listens for it)."""
+    favorite, count = await toggle_favorite(bot.sessions, _press(interaction, action, job_id, index))
+    if favorite:
+        bot.dispatch("favorite_added", job_id)
+    return favorite, count
 
 
 def favorite_text(favorite: bool, count: int) -> str:
