@@ -108,6 +108,8 @@ def test_run_with_a_token_migrates_starts_a_worker_child_and_runs_the_bot(  # ty
         return 0
 
     monkeypatch.setattr(cli, "_run_bot", run_bot)
+    # Children the suite already had (the browser tests' Chromium, for one) are not this run's.
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
     environment = settings_environment(Settings(data_dir=tmp_path, redis_url=None, models=tiny_models))
     for name in ("REDIS_URL", "SOJOURN_DATABASE_URL"):
         environment.pop(name, None)
@@ -117,4 +119,5 @@ def test_run_with_a_token_migrates_starts_a_worker_child_and_runs_the_bot(  # ty
     assert cli.main(["run"]) == 0
 
     assert seen == {"token": "not.a.real-token", "worker": True, "migrated": True}
-    assert not psutil.Process().children(recursive=True)  # the worker was stopped with the bot
+    left = [child for child in psutil.Process().children(recursive=True) if child.pid not in before]
+    assert not left  # the worker was stopped with the bot
