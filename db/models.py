@@ -354,6 +354,10 @@ class HoldStatus(enum.StrEnum):
     REMOVED = "removed"
 
 
+# Holds that keep a result from everyone but moderators (an approved one no longer does).
+WITHHELD = (HoldStatus.HELD, HoldStatus.REMOVED)
+
+
 class HeldResult(Base):
     """A result the safety check held: seen by moderators only until approved (or removed)."""
 

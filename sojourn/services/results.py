@@ -12,7 +12,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from db.models import FINAL_STATUSES, HeldResult, HoldStatus, Job, JobStatus
+from db.models import FINAL_STATUSES, WITHHELD, HeldResult, HoldStatus, Job, JobStatus
 from sojourn.actions import Placement
 from sojourn.errors import JobNotFound, UserError
 from sojourn.settings import Settings
@@ -114,9 +114,7 @@ async def job_to_show(session: AsyncSession, user_id: int, job_id: uuid.UUID) ->
 
 async def showable_jobs(session: AsyncSession, user_id: int, limit: int = 100) -> list[Job]:
     """The user's results that /show can post, newest first: not deleted, held or removed."""
-    held = exists().where(
-        HeldResult.job_id == Job.id, HeldResult.status.in_((HoldStatus.HELD, HoldStatus.REMOVED))
-    )
+    held = exists().where(HeldResult.job_id == Job.id, HeldResult.status.in_(WITHHELD))
     return list(
         (
             await session.execute(

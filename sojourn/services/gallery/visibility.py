@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased, selectinload
 
-from db.models import GuildSettings, HeldResult, HoldStatus, Image, Job, JobStatus
+from db.models import WITHHELD, GuildSettings, HeldResult, Image, Job, JobStatus
 from sojourn.errors import JobNotFound
 
 
@@ -30,7 +30,7 @@ def is_private() -> ColumnElement[bool]:
 def is_held() -> ColumnElement[bool]:
     """Held by the safety check (or removed by it) and not approved: moderators only."""
     held = aliased(HeldResult)
-    return exists().where(held.job_id == Job.id, held.status != HoldStatus.APPROVED)
+    return exists().where(held.job_id == Job.id, held.status.in_(WITHHELD))
 
 
 def visible_in_gallery() -> ColumnElement[bool]:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from db.models import HeldResult, HoldStatus, Image, Job, JobStatus, LedgerKind, StrikeSource
+from db.models import WITHHELD, HeldResult, HoldStatus, Image, Job, JobStatus, LedgerKind, StrikeSource
 from sojourn.clock import utcnow
 from sojourn.errors import UserError
 from sojourn.services import credits
@@ -38,7 +38,7 @@ class HoldVerdict:
 async def is_held(session: AsyncSession, job_id: uuid.UUID) -> bool:
     """Held or removed by the check: not for anyone but moderators."""
     status = await session.scalar(select(HeldResult.status).where(HeldResult.job_id == job_id))
-    return status in (HoldStatus.HELD, HoldStatus.REMOVED)
+    return status in WITHHELD
 
 
 async def preview_threshold(session: AsyncSession, defaults: ModerationSettings, job: Job) -> float | None:
