@@ -28,14 +28,14 @@ from inference.models import ModelRegistry
 from inference.render import render_job_images
 from inference.safety import SafetyChecker, combined_score, load_safety_checker, score_images
 from sojourn.events import JobEvent, make_publisher
-from sojourn.imaging import encode_png, render_grid
+from sojourn.imaging import encode_png, encode_thumbnail, render_grid
 from sojourn.services import lifecycle
 from sojourn.services.moderation import review
 from sojourn.services.recovery import OUT_OF_TRIES
 from sojourn.services.workers import WorkerProcess
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec
-from sojourn.storage import LocalStorage, grid_key, image_key
+from sojourn.storage import LocalStorage, grid_key, image_key, thumbnail_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -227,6 +227,7 @@ class JobRunner:
     ) -> list[lifecycle.StoredImage]:
         seeds = spec.image_seeds()
         metadata = {"job_id": str(job.id), "spec": job.spec}
+        shown = 0 if spec.images > 1 else 1  # the grid; a single image (an upscale) has none
 
         def save(
             index: int, image: Image.Image, key: str, seed: int | None, score: float | None
@@ -235,6 +236,8 @@ class JobRunner:
                 image, parameters=job.prompt, metadata={**metadata, "index": index, "seed": seed}
             )
             self.storage.put(key, data)
+            if index == shown:  # the web gallery's tile, written before the job can be seen
+                self.storage.put(thumbnail_key(key), encode_thumbnail(image))
             return lifecycle.StoredImage(
                 index=index,
                 seed=seed if seed is not None else seeds[0],
@@ -247,7 +250,7 @@ class JobRunner:
         tasks: list[tuple[int, Image.Image, str, int | None, float | None]] = [
             (i + 1, image, image_key(job.id, i + 1), seeds[i], scores[i]) for i, image in enumerate(images)
         ]
-        if spec.images > 1:  # a single image (an upscale) is shown as it is, with no grid
+        if spec.images > 1:
             tasks.append((0, render_grid(images), grid_key(job.id), None, combined_score(scores)))
         # zlib releases the GIL: the five PNGs encode in parallel.
         return list(self._encoder.map(lambda task: save(*task), tasks))

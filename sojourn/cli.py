@@ -57,6 +57,10 @@ def _build_parser() -> argparse.ArgumentParser:
     web = commands.add_parser("web", help="serve the read-only web gallery (SOJOURN_WEB__HOST/PORT)")
     web.set_defaults(handler=_cmd_web)
 
+    thumbnails = commands.add_parser(
+        "thumbnails", help="make the web gallery's thumbnails of results made before it had them"
+    )
+    thumbnails.set_defaults(handler=_cmd_thumbnails)
     audit = commands.add_parser(
         "audit", help="check the money and the jobs on the database (read-only); exit 1 on a violation"
     )
@@ -109,6 +113,27 @@ def _cmd_web(_args: argparse.Namespace) -> int:
     # proxy_headers: behind a reverse proxy on this host, the rate limit counts the client's address.
     uvicorn.run(create_app(settings), host=settings.web.host, port=settings.web.port, proxy_headers=True)
     return 0
+
+
+def _cmd_thumbnails(_args: argparse.Namespace) -> int:
+    from db.session import make_engine, make_sessionmaker
+    from sojourn.services.gallery.thumbnails import make_missing_thumbnails
+    from sojourn.storage import LocalStorage
+
+    settings = Settings()
+
+    async def make() -> int:
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            storage = LocalStorage(settings.resolved_storage_dir)
+            count = await make_missing_thumbnails(make_sessionmaker(engine), storage)
+        finally:
+            await engine.dispose()
+        missing = f", {count.missing_original} without their image file" if count.missing_original else ""
+        print(f"thumbnails: {count.made} made, {count.present} already there{missing}")
+        return 0
+
+    return asyncio.run(make())
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

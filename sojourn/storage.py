@@ -71,3 +71,8 @@ def image_key(job_id: object, index: int) -> str:
 
 def grid_key(job_id: object) -> str:
     return f"jobs/{job_id}/grid.png"
+
+
+def thumbnail_key(key: str) -> str:
+    """Where an image's web thumbnail lives: beside it (`grid.png` → `grid.thumb.webp`)."""
+    return f"{key.removesuffix('.png')}.thumb.webp"

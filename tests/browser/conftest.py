@@ -42,3 +42,10 @@ async def phone_page(browser: Browser) -> AsyncIterator[Page]:
     """A page in a fresh phone-sized, touch context."""
     async for page in _page(browser, PHONE):
         yield page
+
+
+@pytest.fixture
+async def script_free_page(browser: Browser) -> AsyncIterator[Page]:
+    """A desktop page with JavaScript off: what works here works for every reader."""
+    async for page in _page(browser, {**DESKTOP, "java_script_enabled": False}):
+        yield page

@@ -19,7 +19,7 @@ from playwright.async_api import ConsoleMessage, Page
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sojourn.clock import utcnow
-from tests.web.web_helpers import make_visible_result, served, web_settings
+from tests.web.web_helpers import make_visible_result, served, store_picture, web_settings
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -89,8 +89,9 @@ async def test_gallery_images_render(
 
 
 async def test_search_box_and_next_page_link(
-    page: Page, site: str, sessions: async_sessionmaker[AsyncSession], storage_dir: Path
+    script_free_page: Page, site: str, sessions: async_sessionmaker[AsyncSession], storage_dir: Path
 ) -> None:
+    page = script_free_page
     tag = word()
     start = utcnow() - dt.timedelta(minutes=5)
     made = [
@@ -111,6 +112,32 @@ async def test_search_box_and_next_page_link(
     second = await tiles(page)
     assert first + second == [f"/jobs/{job_id}" for job_id in reversed(made)]
     assert await page.locator("a[rel=next]").count() == 0
+
+
+async def test_more_pages_load_as_you_scroll(
+    page: Page, site: str, sessions: async_sessionmaker[AsyncSession], storage_dir: Path
+) -> None:
+    tag = word()
+    start = utcnow() - dt.timedelta(minutes=5)
+    made = [
+        await make_visible_result(
+            sessions, storage_dir, prompt=f"scrolled {tag}", finished_at=start + dt.timedelta(seconds=n)
+        )
+        for n in range(60)
+    ]
+    refused = csp_violations(page)
+    await page.goto(f"{site}/?q={tag}")
+    address = page.url
+    # Scroll to the end until the last page's tiles are in and the next-page link is gone.
+    await page.wait_for_function(
+        """() => { window.scrollTo(0, document.body.scrollHeight);
+                   return !document.querySelector("a[rel=next]"); }""",
+        polling=100,
+    )
+    assert await tiles(page) == [f"/jobs/{job_id}" for job_id in reversed(made)]
+    assert page.url == address  # the same page, grown: no navigation
+    await page.wait_for_function(ALL_LOADED)
+    assert refused == []
 
 
 async def test_a_private_result_is_absent(
@@ -161,7 +188,7 @@ async def test_the_phone_layout_fits_the_screen(
         assert width[0] <= width[1], (path, width)
 
 
-def paint(path: Path, hue: float) -> None:
+def paint(storage_dir: Path, key: str, hue: float) -> None:
     """A gradient in place of a test's flat colour, so the screenshots look like a gallery."""
     size = 384
     image = PILImage.new("RGB", (size, size))
@@ -170,7 +197,7 @@ def paint(path: Path, hue: float) -> None:
         r, g, b = colorsys.hsv_to_rgb((hue + y / size * 0.25) % 1.0, 0.65, 0.35 + 0.6 * y / size)
         draw.line([(0, y), (size, y)], fill=(int(r * 255), int(g * 255), int(b * 255)))
     draw.ellipse([size * 0.3, size * 0.2, size * 0.7, size * 0.6], fill=(250, 240, 220))
-    image.save(path)
+    store_picture(storage_dir, key, image, thumbnail=True)
 
 
 async def test_desktop_and_phone_screenshots(
@@ -195,7 +222,7 @@ async def test_desktop_and_phone_screenshots(
     tag = word()
     for n, prompt in enumerate(prompts * 2):
         job_id = await make_visible_result(sessions, storage_dir, prompt=f"{prompt} {tag}")
-        paint(storage_dir / f"jobs/{job_id}/0.png", n / 16)
+        paint(storage_dir, f"jobs/{job_id}/0.png", n / 16)
     # `SOJOURN_SCREENSHOTS=1` writes them where the README shows them; otherwise a temporary folder.
     folder = SCREENSHOTS if os.environ.get("SOJOURN_SCREENSHOTS") == "1" else tmp_path / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image as PILImage
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Job
 from sojourn.clock import utcnow
 from tests.services.gallery_helpers import hold, like, new_id, turn_web_gallery
-from tests.web.web_helpers import fetch, make_visible_result, served, web_settings
+from tests.web.web_helpers import fetch, make_visible_result, served, store_picture, web_settings
 from web.app import CSP
 from web.ratelimit import TokenBuckets
 
@@ -51,7 +53,7 @@ async def test_home_shows_public_results_with_their_images(
     reply = fetch(f"{site}/?q={tag}")
     assert reply.status == 200
     assert f'href="/jobs/{job_id}"' in reply.text
-    assert f'src="/images/{job_id}/0.png"' in reply.text
+    assert f'src="/images/{job_id}/0.webp"' in reply.text  # the thumbnail
     assert fetch(f"{site}/").status == 200
 
 
@@ -159,10 +161,31 @@ async def test_an_image_is_served_with_long_cache_headers_and_an_etag(
     assert fetch(f"{site}/images/{job_id}/9.png").status == 404  # no such image
 
 
+async def test_a_thumbnail_is_a_small_webp_and_falls_back_to_the_original(
+    site: str, sessions: async_sessionmaker[AsyncSession], storage_dir: Path
+) -> None:
+    job_id = await make_visible_result(sessions, storage_dir)
+    store_picture(storage_dir, f"jobs/{job_id}/0.png", PILImage.new("RGB", (1024, 512)), thumbnail=True)
+    reply = fetch(f"{site}/images/{job_id}/0.webp")
+    assert (reply.status, reply.headers["Content-Type"]) == (200, "image/webp")
+    with PILImage.open(io.BytesIO(reply.body)) as thumbnail:
+        assert (thumbnail.format, thumbnail.size) == ("WEBP", (384, 192))
+    assert len(reply.body) < len(fetch(f"{site}/images/{job_id}/0.png").body)
+    assert fetch(f"{site}/images/{job_id}/0.webp", {"If-None-Match": reply.headers["ETag"]}).status == 304
+    # An image without a thumbnail yet (made before thumbnails) is sent as it is, under its own ETag.
+    original = fetch(f"{site}/images/{job_id}/2.webp")
+    assert (original.status, original.headers["Content-Type"]) == (200, "image/png")
+    assert original.headers["ETag"] != fetch(f"{site}/images/{job_id}/0.webp").headers["ETag"]
+    private = await make_visible_result(sessions, storage_dir, private=True)
+    assert fetch(f"{site}/images/{private}/0.webp").status == 404
+
+
 @pytest.mark.parametrize(
     "path",
     [
         "/images/../../etc/passwd",
+        "/images/{job}/..%2f..%2f0.webp",
+        "/images/{job}/1.thumb.webp",
         "/images/%2e%2e/%2e%2e/etc/passwd",
         "/images/..%2f..%2fetc%2fpasswd",
         "/images/{job}/..%2f..%2f..%2fetc%2fpasswd.png",
@@ -276,6 +299,7 @@ async def test_the_api_pages_through_every_result_once(
     item = json.loads(fetch(f"{site}/api/images?q={tag}&limit=1&user_id={user_id}").body)["items"][0]
     assert item["user_id"] == str(user_id)  # a string: 64-bit ids survive JavaScript
     assert item["image_url"] == f"/images/{made[-1]}/0.png"
+    assert item["thumbnail_url"] == f"/images/{made[-1]}/0.webp"
     assert json.loads(fetch(f"{site}/api/images?q={tag}&user_id={new_id()}").body)["items"] == []
 
 

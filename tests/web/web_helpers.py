@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import urllib.error
 import urllib.request
 import uuid
@@ -17,7 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Image
+from sojourn.imaging import encode_thumbnail
 from sojourn.settings import Settings, WebSettings
+from sojourn.storage import LocalStorage, thumbnail_key
 from tests.browser.helpers import serve_asgi
 from tests.services.gallery_helpers import make_result, new_id
 from web.app import create_app
@@ -35,11 +38,21 @@ async def make_visible_result(
         images = (
             await session.execute(select(Image.index, Image.storage_key).where(Image.job_id == job_id))
         ).all()
+    shown = min(index for index, _ in images)  # the grid, or an upscale's one image
     for index, key in images:
-        path = storage_dir / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        PILImage.new("RGB", (64, 64), COLOURS[index % len(COLOURS)]).save(path)
+        picture = PILImage.new("RGB", (64, 64), COLOURS[index % len(COLOURS)])
+        store_picture(storage_dir, key, picture, thumbnail=index == shown)
     return job_id
+
+
+def store_picture(storage_dir: Path, key: str, picture: PILImage.Image, *, thumbnail: bool) -> None:
+    """An image file as the worker stores it, with its web thumbnail where the gallery shows it."""
+    storage = LocalStorage(storage_dir)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    storage.put(key, buffer.getvalue())
+    if thumbnail:
+        storage.put(thumbnail_key(key), encode_thumbnail(picture))
 
 
 def web_settings(database_url: str, data_dir: Path, **web: Any) -> Settings:

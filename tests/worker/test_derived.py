@@ -15,6 +15,7 @@ from sojourn.queue import CeleryJobQueue
 from sojourn.services.submission import Origin, enqueue_jobs, hold_and_insert, new_job
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec, SourceImage
+from sojourn.storage import thumbnail_key
 from tests.conftest import running_worker, worker_settings
 from tests.worker.test_worker import images_of, ledger_kinds, submit, wait_for
 
@@ -92,6 +93,8 @@ async def test_an_upscale_stores_one_image_at_twice_the_size(sessions, settings,
     ]  # no grid for a single image
     png = PILImage.open(settings.resolved_storage_dir / images[0].storage_key)
     assert png.format == "PNG" and png.size == (2048, 2048)
+    thumbnail = PILImage.open(settings.resolved_storage_dir / thumbnail_key(images[0].storage_key))
+    assert thumbnail.format == "WEBP" and thumbnail.size == (384, 384)  # the web gallery's tile
     assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]
 
 
@@ -106,4 +109,7 @@ async def test_a_subtle_variation_stores_four_images_and_a_grid(sessions, settin
     for image in images:
         png = PILImage.open(settings.resolved_storage_dir / image.storage_key)
         assert png.format == "PNG" and png.size == (1024, 1024) == (image.width, image.height)
+    # The gallery shows the grid: its thumbnail, and none of the four images'.
+    thumbnails = [(settings.resolved_storage_dir / thumbnail_key(i.storage_key)).is_file() for i in images]
+    assert thumbnails == [True, False, False, False, False]
     assert await ledger_kinds(sessions, job.id) == [LedgerKind.HOLD, LedgerKind.SETTLE]

@@ -21,6 +21,7 @@ class ImageOut(BaseModel):
     job_id: uuid.UUID
     image_index: int = Field(description="0: a grid of four; 1-4: one image")
     image_url: str = Field(description="the original PNG")
+    thumbnail_url: str = Field(description="a WebP of at most 384 px a side")
     page_url: str = Field(description="the result's page")
     width: int
     height: int
@@ -37,6 +38,7 @@ class ImageOut(BaseModel):
             job_id=item.job_id,
             image_index=item.image_index,
             image_url=f"/images/{item.job_id}/{item.image_index}.png",
+            thumbnail_url=f"/images/{item.job_id}/{item.image_index}.webp",
             page_url=f"/jobs/{item.job_id}",
             width=item.width,
             height=item.height,

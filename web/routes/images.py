@@ -1,11 +1,19 @@
-"""A result's PNG files, served only while the result is visible; no URL part reaches a path unchecked."""
+"""A result's image files, served only while the result is visible; no URL part reaches a path unchecked.
+
+`/images/{job}/{index}.png` is the original; `.webp` its thumbnail, made by the worker beside it
+(`sojourn thumbnails` makes those of results older than thumbnails; until then the original is
+sent in its place).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, Response
 
 from sojourn.services.gallery import can_see
+from sojourn.storage import ImageStorage, thumbnail_key
 from web.deps import Session, Storage
 from web.routes.jobs import parse_job_id
 
@@ -18,8 +26,19 @@ MAX_INDEX = 16
 
 
 @router.get("/images/{job_id}/{index}.png")
-async def image_file(
+async def original(request: Request, job_id: str, index: str, session: Session, storage: Storage) -> Response:
+    return await _image_file(request, job_id, index, session, storage, thumbnail=False)
+
+
+@router.get("/images/{job_id}/{index}.webp")
+async def thumbnail(
     request: Request, job_id: str, index: str, session: Session, storage: Storage
+) -> Response:
+    return await _image_file(request, job_id, index, session, storage, thumbnail=True)
+
+
+async def _image_file(
+    request: Request, job_id: str, index: str, session: Session, storage: ImageStorage, *, thumbnail: bool
 ) -> Response:
     if not (index.isascii() and index.isdigit() and len(index) <= 2 and int(index) <= MAX_INDEX):
         raise HTTPException(404)
@@ -27,14 +46,24 @@ async def image_file(
     image = next((image for image in job.images if image.index == int(index)), None) if job else None
     if job is None or image is None:
         raise HTTPException(404)
-    etag = f'"{job.id.hex}-{image.index}"'
+    path, media_type = _local_file(storage, image.storage_key), "image/png"
+    if thumbnail:
+        small = _local_file(storage, thumbnail_key(image.storage_key))
+        if small is not None:
+            path, media_type = small, "image/webp"
+    if path is None:
+        raise HTTPException(404)
+    # The ETag names the file sent, so a thumbnail made later replaces the original in caches.
+    etag = f'"{job.id.hex}-{image.index}-{media_type.removeprefix("image/")}"'
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type=media_type, headers=headers)
+
+
+def _local_file(storage: ImageStorage, key: str) -> Path | None:
     try:
-        path = storage.local_path(image.storage_key)  # refuses an unsafe key (ValueError)
+        path = storage.local_path(key)  # refuses an unsafe key (ValueError)
     except ValueError:
-        raise HTTPException(404) from None
-    if path is None or not path.is_file():
-        raise HTTPException(404)
-    return FileResponse(path, media_type="image/png", headers=headers)
+        return None
+    return path if path is not None and path.is_file() else None

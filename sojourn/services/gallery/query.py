@@ -91,7 +91,7 @@ def likes_as_of(as_of: dt.datetime) -> ColumnElement[int]:
     )
 
 
-def _shown_image() -> ColumnElement[bool]:
+def shown_image() -> ColumnElement[bool]:
     """The image a result shows: its grid, or its only image where it has no grid (an upscale)."""
     grid = aliased(Image)
     return or_(
@@ -119,7 +119,7 @@ async def gallery_page(session: AsyncSession, query: GalleryQuery) -> GalleryPag
     as_of = cursor.as_of if cursor else utcnow()
 
     likes = likes_as_of(as_of).label("likes")
-    conditions = [visible_in_gallery(), _shown_image(), Job.finished_at <= as_of]
+    conditions = [visible_in_gallery(), shown_image(), Job.finished_at <= as_of]
     length = PERIOD_LENGTH[period]
     if length is not None:
         conditions.append(Job.finished_at > as_of - length)
