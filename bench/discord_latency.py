@@ -37,7 +37,7 @@ from sqlalchemy import func, select, update
 from bot import create_bot
 from bot.instrumentation import Instrumentation
 from db.models import Job, JobStatus
-from sojourn.bootstrap import ensure_runnable_models, start_worker, stop_worker, wait_until_ready
+from sojourn.bootstrap import ensure_runnable_models, start_worker, stop_child, wait_until_ready
 from sojourn.celery_app import make_celery
 from sojourn.queue import CeleryJobQueue
 from sojourn.settings import BotSettings, Settings
@@ -184,7 +184,7 @@ async def main() -> None:
                 wait_until_ready(settings, worker)
                 await deliveries(env, timings, settings, args.jobs)
             finally:
-                stop_worker(worker, timeout=30)
+                stop_child(worker, timeout=30)
     finally:
         await env.shutdown()
         await bot.delivery.close()

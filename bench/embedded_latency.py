@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from db.migrate import upgrade_async
 from db.models import User
 from db.session import make_engine, make_sessionmaker
-from sojourn.bootstrap import ensure_runnable_models, start_worker, stop_worker
+from sojourn.bootstrap import ensure_runnable_models, start_worker, stop_child
 from sojourn.celery_app import make_celery
 from sojourn.prompt import PromptRules, parse_prompt
 from sojourn.queue import CeleryJobQueue
@@ -115,7 +115,7 @@ async def child_process(settings: Settings) -> None:
         await probes.stop()
         report("child", probes, wall)
     finally:
-        stop_worker(worker)
+        stop_child(worker)
         await engine.dispose()
 
 

@@ -53,6 +53,7 @@ class SojournBot(commands.AutoShardedBot):
             storage=self.storage,
             channels=ClientChannels(self),
             instrumentation=self.instrumentation,
+            on_result_shown=lambda job_id: self.dispatch("result_delivered", job_id),
         )
         self.events = make_event_source(settings, self.sessions, self.delivery, self.instrumentation)
 

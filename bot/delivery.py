@@ -98,10 +98,12 @@ class Delivery:
         storage: ImageStorage,
         channels: ChannelResolver,
         instrumentation: Instrumentation,
+        on_result_shown: Callable[[uuid.UUID], None] = lambda job_id: None,
     ) -> None:
         self.sessions = sessions
+        self.on_result_shown = on_result_shown  # a result (not a held notice) is now in its channel
         self.settings = settings.bot
-        self.gallery_url = settings.buttons.gallery_url
+        self.gallery_url = settings.gallery_url
         self.storage = storage
         self.channels = channels
         self.instrumentation = instrumentation
@@ -373,6 +375,8 @@ class Delivery:
         self._forget(tracked)
         if removed and shown.message_id is not None:  # removed while it was being posted
             await self.remove_message(tracked.channel_id, shown.message_id)
+        elif shown.of_result and not shown.held_notice and shown.message_id is not None:
+            self.on_result_shown(job.id)
 
     async def _show_success(
         self, tracked: _JobMessage, outcome: Outcome, channel: discord.abc.Messageable | None

@@ -80,16 +80,28 @@ def worker_log_path(settings: Settings) -> Path:
     return (settings.data_dir / "worker.log").resolve()
 
 
+def web_log_path(settings: Settings) -> Path:
+    return (settings.data_dir / "web.log").resolve()
+
+
 def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     """A real Celery worker as a child process (its own interpreter, so its CPU use never stalls ours).
 
     Its output goes to `worker.log` in the data directory.
     """
-    log_path = worker_log_path(settings)
+    return _start_child(settings, "worker", worker_log_path(settings))
+
+
+def start_web(settings: Settings) -> subprocess.Popen[bytes]:
+    """The web gallery (`sojourn web`) as a child process; its output goes to `web.log`."""
+    return _start_child(settings, "web", web_log_path(settings))
+
+
+def _start_child(settings: Settings, command: str, log_path: Path) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "sojourn", "worker"],
+            [sys.executable, "-m", "sojourn", command],
             env=settings_environment(settings),
             stdout=output,
             stderr=output,
@@ -108,7 +120,7 @@ def wait_until_ready(settings: Settings, process: subprocess.Popen[bytes], timeo
             raise RuntimeError(f"the worker did not start:\n{tail}")
 
 
-def stop_worker(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def stop_child(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     if process.poll() is not None:
         return
     process.terminate()

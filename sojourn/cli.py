@@ -249,7 +249,13 @@ def _run_bot(settings: Settings) -> int:
 
 def _cmd_run(_args: argparse.Namespace) -> int:
     from db.migrate import upgrade
-    from sojourn.bootstrap import ensure_runnable_models, stop_worker, worker_log_path
+    from sojourn.bootstrap import (
+        ensure_runnable_models,
+        start_web,
+        stop_child,
+        web_log_path,
+        worker_log_path,
+    )
     from sojourn.bootstrap import start_worker as spawn_worker
 
     settings = Settings()
@@ -257,11 +263,20 @@ def _cmd_run(_args: argparse.Namespace) -> int:
     settings = ensure_runnable_models(settings)
     if settings.discord_token is not None:
         worker = spawn_worker(settings)
-        print(f"sojourn is starting: a worker (log: {worker_log_path(settings)}) and the Discord bot.")
+        web = start_web(settings)
+        print(
+            f"sojourn is starting: a worker (log: {worker_log_path(settings)}), the Discord bot, and the web "
+            f"gallery at http://{settings.web.host}:{settings.web.port}/ (log: {web_log_path(settings)})."
+        )
+        if settings.gallery_url is None:
+            print(
+                "Set SOJOURN_WEB__PUBLIC_URL to the gallery's public address to give results a 🔗 Web button."
+            )
         try:
             return _run_bot(settings)
         finally:
-            stop_worker(worker)
+            stop_child(web)
+            stop_child(worker)
     print(f"No DISCORD_TOKEN set: rendering the example prompt on embedded defaults:\n  {EXAMPLE_PROMPT}")
     code = _render(
         settings, EXAMPLE_PROMPT, user_id=settings.cli_user_id, start_worker=not settings.redis_url
@@ -290,7 +305,7 @@ def _render(
     settings: Settings, prompt: str, *, user_id: int, start_worker: bool, timeout: float = 600.0
 ) -> int:
     from sojourn.bootstrap import start_worker as spawn_worker
-    from sojourn.bootstrap import stop_worker, worker_log_path
+    from sojourn.bootstrap import stop_child, worker_log_path
 
     worker = spawn_worker(settings) if start_worker else None
 
@@ -307,7 +322,7 @@ def _render(
         return asyncio.run(_submit_and_wait(settings, prompt, user_id, timeout, worker_alive))
     finally:
         if worker is not None:
-            stop_worker(worker)
+            stop_child(worker)
 
 
 async def _submit_and_wait(

@@ -69,7 +69,8 @@ class ButtonSettings(BaseModel):
     strong_noise_level: int = 100  # Vary (Strong): unCLIP's noise on the image embedding (0-999)
     strong_refine_strength: float = 0.3  # Vary (Strong): the refiner's pass at the job's resolution
     max_upscale_side: int = 4096  # an upscale beyond this many pixels on the long side is refused
-    gallery_url: str | None = None  # public gallery: the 🔗 Web button links to {gallery_url}/jobs/{id}
+    # A public gallery elsewhere: 🔗 Web links to {gallery_url}/jobs/{id} (default: SOJOURN_WEB__PUBLIC_URL).
+    gallery_url: str | None = None
 
 
 class BotSettings(BaseModel):
@@ -189,6 +190,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'sojourn.db').resolve()}"
+
+    @property
+    def gallery_url(self) -> str | None:
+        """Where 🔗 Web links a result (`{url}/jobs/{id}`): the buttons' own setting, else the web
+        gallery's public address; None: no such button."""
+        url = self.buttons.gallery_url or self.web.public_url
+        return url.rstrip("/") if url else None
 
     @property
     def resolved_storage_dir(self) -> Path:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.migrate import upgrade_async
 from db.session import make_engine, make_sessionmaker
-from sojourn.bootstrap import start_worker, stop_worker, wait_until_ready, worker_log_path
+from sojourn.bootstrap import start_worker, stop_child, wait_until_ready, worker_log_path
 from sojourn.clock import ShiftedClock, use_clock
 from sojourn.settings import Settings
 
@@ -126,7 +126,7 @@ def running_worker(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
             pytest.fail(str(error))
         yield process
     finally:
-        stop_worker(process, timeout=30)
+        stop_child(process, timeout=30)
         if os.environ.get("SOJOURN_SHOW_WORKER_LOG"):
             print(worker_log_path(settings).read_text(errors="replace"))
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from PIL import Image
@@ -90,8 +93,8 @@ def test_bot_without_a_token_says_where_to_get_one() -> None:
     assert result.returncode == 2 and "DISCORD_TOKEN is not set" in result.stderr
 
 
-def test_run_with_a_token_migrates_starts_a_worker_child_and_runs_the_bot(  # type: ignore[no-untyped-def]
-    tmp_path: Path, tiny_models, monkeypatch
+def test_run_with_a_token_migrates_starts_a_worker_and_the_web_gallery_and_runs_the_bot(  # type: ignore[no-untyped-def]
+    tmp_path: Path, tiny_models, monkeypatch, capsys
 ) -> None:
     import psutil
 
@@ -105,6 +108,7 @@ def test_run_with_a_token_migrates_starts_a_worker_child_and_runs_the_bot(  # ty
         seen["token"] = settings.discord_token.get_secret_value()
         seen["worker"] = any("worker" in " ".join(child.cmdline()) for child in children)
         seen["migrated"] = (tmp_path / "sojourn.db").exists()
+        seen["web"] = gallery_answers(f"http://127.0.0.1:{port}/")
         return 0
 
     monkeypatch.setattr(cli, "_run_bot", run_bot)
@@ -114,10 +118,33 @@ def test_run_with_a_token_migrates_starts_a_worker_child_and_runs_the_bot(  # ty
     for name in ("REDIS_URL", "SOJOURN_DATABASE_URL"):
         environment.pop(name, None)
     environment["DISCORD_TOKEN"] = "not.a.real-token"
+    port = free_port()
+    environment["SOJOURN_WEB__PORT"] = str(port)
     monkeypatch.setattr(os, "environ", environment)
 
     assert cli.main(["run"]) == 0
 
-    assert seen == {"token": "not.a.real-token", "worker": True, "migrated": True}
+    assert seen == {"token": "not.a.real-token", "worker": True, "migrated": True, "web": True}
+    said = capsys.readouterr().out
+    assert f"the web gallery at http://127.0.0.1:{port}/" in said
+    assert "SOJOURN_WEB__PUBLIC_URL" in said  # how to give results a 🔗 Web button
     left = [child for child in psutil.Process().children(recursive=True) if child.pid not in before]
     assert not left  # the worker was stopped with the bot
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def gallery_answers(url: str, timeout: float = 60.0) -> bool:
+    """Whether the gallery answers 200 before `timeout` (a child process takes a while to start)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            time.sleep(0.2)
+    return False

@@ -11,7 +11,7 @@ from bot import create_bot
 from db.migrate import upgrade_async
 from db.models import JobStatus
 from db.session import make_engine, make_sessionmaker
-from sojourn.bootstrap import stop_worker
+from sojourn.bootstrap import stop_child
 from sojourn.celery_app import make_celery
 from sojourn.queue import CeleryJobQueue
 from sojourn.settings import BotSettings, Settings
@@ -35,7 +35,7 @@ async def embedded_worker(embedded_settings: Settings) -> AsyncIterator[object]:
     await upgrade_async(embedded_settings.resolved_database_url)
     process = start_test_worker(embedded_settings)
     yield process
-    stop_worker(process)
+    stop_child(process)
 
 
 async def test_embedded_mode_polls_the_table_and_delivers(embedded_settings, embedded_worker) -> None:  # type: ignore[no-untyped-def]

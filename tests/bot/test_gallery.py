@@ -227,7 +227,9 @@ async def test_server_gallery_needs_manage_server_and_the_showcase_posts_once(
     assert posts[0].content.startswith("**a golden hour")
     assert f"https://discord.com/channels/{world.guild.id}/{world.channel.id}/{original}" in posts[0].content
     async with bot_sessions() as session:
-        assert (await session.scalars(select(ShowcasePost.job_id))).all() == [grid]
+        assert (await session.execute(select(ShowcasePost.job_id, ShowcasePost.message_id))).all() == [
+            (grid, posts[0].id)
+        ]
 
     # A ❤ under a result message reaches the showcase too.
     upscale = await finished(world, bot_sessions, user=alice, prompt="a silver dawn", upscale=True)
@@ -240,6 +242,62 @@ async def test_server_gallery_needs_manage_server_and_the_showcase_posts_once(
     off = await carol.slash(world.channel, "server gallery", web="off")
     assert answer(off).content == "No result made here is in the galleries now."
     assert answer(await bob.slash(world.channel, "gallery")).content.startswith("Nothing")
+
+
+async def test_visibility_takes_a_result_out_of_the_gallery_and_back(
+    world: World, bot_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    alice, bob = world.alice, world.bob
+    job_id = await finished(world, bot_sessions, user=alice, prompt="a shy heron")
+    assert shown_job(answer(await bob.slash(world.channel, "gallery"))) == job_id
+
+    hidden = await alice.slash(world.channel, "visibility", job=str(job_id), to="private")
+    assert answer(hidden).content.startswith(f"Result `{job_id}` is private now")
+    assert answer(await bob.slash(world.channel, "gallery")).content.startswith("Nothing")
+    # Someone else's result reads as missing, whatever they ask.
+    refused = await bob.slash(world.channel, "visibility", job=str(job_id), to="public")
+    assert answer(refused).content.startswith(f"There is no job {job_id}: check the id")
+    mistyped = await alice.slash(world.channel, "visibility", job="not-a-job", to="public")
+    assert answer(mistyped).content.startswith("There is no job not-a-job: check the id")
+
+    shown = await alice.slash(world.channel, "visibility", job=str(job_id), to="public")
+    assert answer(shown).content == f"Result `{job_id}` is public again: it can be in the galleries."
+    assert shown_job(answer(await bob.slash(world.channel, "gallery"))) == job_id
+
+
+async def test_a_showcase_of_zero_likes_posts_every_public_upscale_as_it_is_delivered(
+    world: World, bot_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    showcase = world.guild.create_text_channel("showcase")
+    admins = world.guild.create_role("Admins", permissions=discord.Permissions(manage_guild=True))
+    carol = world.guild.add_member(world.env.create_user("carol"), roles=[admins])
+    set_up = await carol.slash(world.channel, "server gallery", channel=showcase)
+    assert answer(set_up).content == f"Every public upscale will be posted once in {showcase.mention}."
+    bot = world.env.bot
+    assert isinstance(bot, SojournBot)
+
+    grid = await finished(world, bot_sessions, user=world.alice, prompt="a grid of foxes")
+    upscale = await finished(world, bot_sessions, user=world.alice, prompt="one fox", upscale=True)
+    private = await finished(
+        world, bot_sessions, user=world.alice, prompt="a secret", upscale=True, private=True
+    )
+    for job_id in (grid, upscale, private):
+        await bot.delivery.deliver(job_id)
+    await eventually(lambda: result_message(showcase, upscale) is not None, what="the showcase post")
+    await world.env.settle()
+    assert [message.content.splitlines()[0].startswith("**one fox") for message in showcase.history()] == [
+        True
+    ]
+    original = result_message(world.channel, upscale)
+    assert original is not None and original.jump_url in showcase.history()[0].content
+
+    off = await carol.slash(world.channel, "server gallery", showcase="off")
+    assert answer(off).content == "Nothing more will be posted in the showcase channel."
+    later = await finished(world, bot_sessions, user=world.alice, prompt="another fox", upscale=True)
+    await bot.delivery.deliver(later)
+    await world.env.settle()
+    assert result_message(world.channel, later) is not None
+    assert len(showcase.history()) == 1
 
 
 async def test_a_job_knows_whether_everyone_can_view_its_channel(

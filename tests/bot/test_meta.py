@@ -114,6 +114,7 @@ async def test_no_two_commands_share_a_name(settings: Settings) -> None:
             "imagine", "info", "settings", "show", "cancel",
             "prefer", "prefer option", "prefer option set", "prefer option list", "prefer option delete",
             "prefer suffix", "server", "server buttons", "server gallery", "delete", "gallery",
+            "visibility",
             "mod", "mod ban", "mod unban", "mod credits", "mod user", "mod words", "mod words add",
             "mod words remove", "mod words allow", "mod words list", "mod words test", "mod delete",
             "mod queue", "mod review", "mod appeals", "mod log", "mod settings",

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.models import FINAL_STATUSES, Image, Job, JobStatus, LedgerEntry, LedgerKind, User
 from db.session import make_engine, make_sessionmaker
-from sojourn.bootstrap import stop_worker, worker_log_path
+from sojourn.bootstrap import stop_child, worker_log_path
 from sojourn.celery_app import make_celery
 from sojourn.clock import utcnow
 from sojourn.queue import CeleryJobQueue, JobQueue
@@ -173,7 +173,7 @@ class WorkerHandle:
         """Stop the worker; a pool process it left behind (one blocked on a held image prompt that
         was never released, after a failure) is killed."""
         pool = self.pool()
-        stop_worker(self.process, timeout=10)
+        stop_child(self.process, timeout=10)
         for process in pool:
             if process.is_running():
                 process.kill()

@@ -7,14 +7,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import Job, JobStatus
+from db.models import Job, JobStatus, ShowcasePost
 from sojourn.clock import FixedClock, use_clock
 from sojourn.errors import UserError
 from sojourn.services.gallery import (
     can_see,
+    record_showcase_message,
     record_showcase_post,
     set_private,
     set_showcase,
@@ -195,8 +196,8 @@ async def test_the_showcase_posts_a_result_once_it_has_enough_likes(db: Sessions
     guild, channel = new_id(), new_id()
     job = await make_result(db, guild_id=guild)
     admin = Actor(user_id=new_id(), guild_id=guild, manage_guild=True)
-    with pytest.raises(UserError, match="how many"):
-        await set_showcase(db, admin, channel, 0)
+    with pytest.raises(UserError, match="0 to 10000"):
+        await set_showcase(db, admin, channel, -1)
     with pytest.raises(UserError, match="Manage Server"):
         await set_showcase(db, Actor(user_id=new_id(), guild_id=guild), channel, 2)
 
@@ -215,10 +216,33 @@ async def test_the_showcase_posts_a_result_once_it_has_enough_likes(db: Sessions
     clock.advance(seconds=1)
     assert await due()
     async with db.begin() as session:
-        assert await record_showcase_post(session, job, channel, message_id=new_id())
+        assert await record_showcase_post(session, job, channel)
     async with db.begin() as session:
         assert not await record_showcase_post(session, job, channel)  # exactly once
     assert not await due()
+    message = new_id()
+    await record_showcase_message(db, job, message)
+    async with db() as session:
+        assert (
+            await session.scalar(select(ShowcasePost.message_id).where(ShowcasePost.job_id == job)) == message
+        )
+
+
+async def test_a_showcase_of_zero_likes_takes_every_public_upscale_and_no_grid(db: Sessions) -> None:
+    guild = new_id()
+    admin = Actor(user_id=new_id(), guild_id=guild, manage_guild=True)
+    await set_showcase(db, admin, new_id(), 0)
+    upscale = await make_result(db, guild_id=guild, upscale=True)
+    private = await make_result(db, guild_id=guild, upscale=True, private=True)
+    grid = await make_result(db, guild_id=guild)
+
+    async def due(job: uuid.UUID) -> bool:
+        async with db() as session:
+            return await showcase_due(session, job)
+
+    assert [await due(upscale), await due(private), await due(grid)] == [True, False, False]
+    await set_showcase(db, admin, None)  # off
+    assert not await due(upscale)
 
 
 async def test_a_held_result_is_never_due_for_the_showcase(db: Sessions, clock: FixedClock) -> None:

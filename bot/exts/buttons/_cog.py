@@ -51,24 +51,37 @@ class Buttons(commands.Cog):
     @app_commands.describe(
         web="on: public results made here may be in the galleries; off: none of them are",
         channel="post results that reach enough ❤ in this channel, once each",
-        likes="how many ❤ a result needs for the showcase channel",
+        likes="how many ❤ a result needs for the showcase channel (0, the default: every public upscale)",
+        showcase="off: post nothing more in the showcase channel",
     )
     async def gallery(
         self,
         interaction: discord.Interaction,
         web: Literal["on", "off"] | None = None,
         channel: discord.TextChannel | None = None,
-        likes: app_commands.Range[int, 1, MAX_SHOWCASE_LIKES] | None = None,
+        likes: app_commands.Range[int, 0, MAX_SHOWCASE_LIKES] = 0,
+        showcase: Literal["off"] | None = None,
     ) -> None:
         async with user_errors_as_replies(interaction):
             # The gallery service checks Manage Server: Discord's default permissions can be changed.
             actor = Actor(interaction.user.id, interaction.guild_id, interaction.permissions.manage_guild)
-            if web is None and channel is None:
-                raise UserError("Say what to change: web (on or off), or a showcase channel and its likes.")
+            if web is None and channel is None and showcase is None:
+                raise UserError(
+                    "Say what to change: web (on or off), a showcase channel and its likes, or showcase:off."
+                )
+            if channel is not None and showcase is not None:
+                raise UserError("Give a showcase channel or showcase:off, not both. Nothing was changed.")
             said = []
             if channel is not None:
                 await set_showcase(self.bot.sessions, actor, channel.id, likes)
-                said.append(f"Results that reach {likes} ❤ will be posted once in {channel.mention}.")
+                said.append(
+                    f"Every public upscale will be posted once in {channel.mention}."
+                    if likes == 0
+                    else f"Results that reach {likes} ❤ will be posted once in {channel.mention}."
+                )
+            if showcase is not None:
+                await set_showcase(self.bot.sessions, actor, None)
+                said.append("Nothing more will be posted in the showcase channel.")
             if web is not None:
                 await set_web_gallery(self.bot.sessions, actor, web == "on")
                 said.append(

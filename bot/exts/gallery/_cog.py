@@ -45,3 +45,8 @@ class Gallery(commands.Cog):
     async def on_favorite_added(self, job_id: uuid.UUID) -> None:
         """A ❤ under a result message (`bot.exts.buttons`): it may now be due for the showcase."""
         await post_if_due(self.bot, job_id)
+
+    @commands.Cog.listener()
+    async def on_result_delivered(self, job_id: uuid.UUID) -> None:
+        """A result was shown (`bot.delivery`): a showcase of 0 ❤ takes every public upscale."""
+        await post_if_due(self.bot, job_id)

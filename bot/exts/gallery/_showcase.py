@@ -16,7 +16,7 @@ from bot.exts.buttons import result_view
 from bot.messages import JobCard
 from bot.uploads import grid_upload, upload_stem
 from db.models import GuildSettings, Job
-from sojourn.services.gallery import record_showcase_post, showcase_due
+from sojourn.services.gallery import record_showcase_message, record_showcase_post, showcase_due
 from sojourn.services.results import display_key_of
 
 if TYPE_CHECKING:
@@ -59,13 +59,14 @@ async def post_if_due(bot: SojournBot, job_id: uuid.UUID) -> bool:
     try:
         image, filename = await asyncio.to_thread(grid_upload, bot.storage.get, key, limit, upload_stem(job))
         channel = bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
-        await channel.send(
+        message = await channel.send(
             content,
             file=discord.File(io.BytesIO(image), filename),
-            view=result_view(job, gallery_url=bot.settings.buttons.gallery_url),
+            view=result_view(job, gallery_url=bot.settings.gallery_url),
             allowed_mentions=discord.AllowedMentions.none(),
         )
     except (OSError, discord.HTTPException):
         log.warning("could not post job %s to the showcase channel %s", job_id, channel_id, exc_info=True)
         return False
+    await record_showcase_message(bot.sessions, job_id, message.id)
     return True

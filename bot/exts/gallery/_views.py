@@ -17,19 +17,15 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import discord
-from sqlalchemy import select
 
 from bot.channels import origin_of
 from bot.errors import errors_as_replies
 from bot.exts.gallery._showcase import post_if_due
 from bot.exts.jobs._show import show_job
 from bot.uploads import grid_upload
-from db.models import Job
 from sojourn.actions import FAVORITE
-from sojourn.clock import utcnow
 from sojourn.errors import UserError
-from sojourn.services.buttons import Press, toggle_favorite
-from sojourn.services.gallery import GalleryItem, GalleryQuery, Period, Sort, gallery_page, likes_as_of
+from sojourn.services.gallery import GalleryItem, GalleryQuery, Period, Sort, gallery_page, toggle_like
 from sojourn.services.gallery import search_words as parse_search
 
 if TYPE_CHECKING:
@@ -201,7 +197,7 @@ def gallery_view(
     view.add_item(GalleryPageButton(filters, position + 1, emoji="▶️", disabled=not has_next))
     view.add_item(GalleryJobButton("like", job_id))
     view.add_item(GalleryJobButton("show", job_id))
-    web = bot.settings.buttons.gallery_url
+    web = bot.settings.gallery_url
     if web:
         url = f"{web.rstrip('/')}/jobs/{job_id}"
         view.add_item(discord.ui.Button(style=discord.ButtonStyle.link, label="Web", emoji="🔗", url=url))
@@ -273,10 +269,9 @@ class GalleryJobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
                 await self._toggle_like(bot, interaction)
 
     async def _toggle_like(self, bot: SojournBot, interaction: discord.Interaction[Any]) -> None:
-        # Image 1 stands for the result: a grid's ❤ counts each person once, whichever image.
-        press = Press(FAVORITE, self.job_id, 1, interaction.user.id, origin_of(interaction))
-        favorite, _ = await toggle_favorite(bot.sessions, press)
-        likes = await likes_of(bot, self.job_id)
+        favorite, likes = await toggle_like(
+            bot.sessions, self.job_id, interaction.user.id, origin_of(interaction)
+        )
         embeds = interaction.message.embeds if interaction.message else []
         if embeds:
             embed = embeds[0]
@@ -290,12 +285,6 @@ class GalleryJobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
         await interaction.followup.send(f"{said} ({likes} ❤ in all).", ephemeral=True)
         if favorite:
             await post_if_due(bot, self.job_id)
-
-
-async def likes_of(bot: SojournBot, job_id: uuid.UUID) -> int:
-    """The result's ❤ as the gallery counts them (each person once)."""
-    async with bot.sessions() as session:
-        return int(await session.scalar(select(likes_as_of(utcnow())).where(Job.id == job_id)) or 0)
 
 
 GALLERY_ITEMS = (GalleryPageButton, GalleryJobButton)

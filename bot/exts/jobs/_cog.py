@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.errors import user_errors_as_replies
 from bot.exts.jobs._show import cancel_and_describe, delete_and_describe, show_job
 from db.models import ACTIVE_STATUSES, Job
-from sojourn.services.job_queries import recent_jobs
+from sojourn.services.gallery import set_private
+from sojourn.services.job_queries import parse_job_id, recent_jobs
 from sojourn.services.results import deletable_jobs, showable_jobs
 
 if TYPE_CHECKING:
@@ -81,6 +82,32 @@ class Jobs(commands.Cog):
 
     @delete.autocomplete("job")
     async def _delete_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._job_choices(interaction, current, deletable_jobs)
+
+    @app_commands.command(
+        name="visibility", description="Take one of your results out of the galleries, or back"
+    )
+    @app_commands.describe(
+        job="The result (start typing its prompt)",
+        to="private: out of every gallery and others' buttons; public: back in the galleries",
+    )
+    async def visibility(
+        self, interaction: discord.Interaction, job: str, to: Literal["private", "public"]
+    ) -> None:
+        async with user_errors_as_replies(interaction):
+            await set_private(self.bot.sessions, interaction.user.id, parse_job_id(job), to == "private")
+            text = (
+                f"Result `{job.strip()}` is private now: it is out of every gallery, and only you can "
+                "press its buttons. Its message stays where it was posted."
+                if to == "private"
+                else f"Result `{job.strip()}` is public again: it can be in the galleries."
+            )
+            await interaction.response.send_message(text, ephemeral=True)
+
+    @visibility.autocomplete("job")
+    async def _visibility_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         return await self._job_choices(interaction, current, deletable_jobs)

@@ -52,7 +52,7 @@ async def show_job(bot: SojournBot, interaction: discord.Interaction, job_text: 
     await interaction.response.send_message(
         content,
         file=discord.File(io.BytesIO(grid), filename),
-        view=result_view(job, favorites=favorites, gallery_url=bot.settings.buttons.gallery_url),
+        view=result_view(job, favorites=favorites, gallery_url=bot.settings.gallery_url),
         allowed_mentions=discord.AllowedMentions.none(),
     )
 

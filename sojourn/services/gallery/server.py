@@ -40,12 +40,15 @@ async def set_web_gallery(sessions: async_sessionmaker[AsyncSession], actor: Act
 
 
 async def set_showcase(
-    sessions: async_sessionmaker[AsyncSession], actor: Actor, channel_id: int | None, likes: int | None
+    sessions: async_sessionmaker[AsyncSession], actor: Actor, channel_id: int | None, likes: int = 0
 ) -> None:
-    """`/server gallery showcase`: post results reaching `likes` ❤ to `channel_id`; None turns it off."""
+    """`/server gallery channel: likes:`: post results reaching `likes` ❤ to `channel_id` (0: every
+    public upscale, as it is delivered); a `channel_id` of None turns the showcase off."""
     guild_id = require_manage_server(actor)
-    if channel_id is not None and (likes is None or not 1 <= likes <= MAX_SHOWCASE_LIKES):
-        raise UserError(f"Say how many ❤ a result needs for the showcase: 1 to {MAX_SHOWCASE_LIKES}.")
+    if not 0 <= likes <= MAX_SHOWCASE_LIKES:
+        raise UserError(
+            f"A showcase needs 0 to {MAX_SHOWCASE_LIKES} ❤ (0: every public upscale). Nothing was changed."
+        )
     async with sessions.begin() as session:
         row = await _row(session, guild_id)
         row.showcase_channel_id = channel_id
