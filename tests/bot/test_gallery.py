@@ -238,6 +238,9 @@ async def test_server_gallery_needs_manage_server_and_the_showcase_posts_once(
     assert message is not None
     await bob.click(message, custom_id=f"sj:fav:{upscale.hex}:1")
     await eventually(lambda: result_message(showcase, upscale) is not None, what="the showcase post")
+    # Deleted by its owner: its showcase post goes too.
+    await alice.slash(world.channel, "delete", job=str(upscale))
+    assert result_message(showcase, upscale) is None
 
     off = await carol.slash(world.channel, "server gallery", web="off")
     assert answer(off).content == "No result made here is in the galleries now."
@@ -290,6 +293,9 @@ async def test_a_showcase_of_zero_likes_posts_every_public_upscale_as_it_is_deli
     ]
     original = result_message(world.channel, upscale)
     assert original is not None and original.jump_url in showcase.history()[0].content
+    # Made private: out of the showcase channel too (its own message stays).
+    await world.alice.slash(world.channel, "visibility", job=str(upscale), to="private")
+    assert showcase.history() == [] and result_message(world.channel, upscale) is not None
 
     off = await carol.slash(world.channel, "server gallery", showcase="off")
     assert answer(off).content == "Nothing more will be posted in the showcase channel."
@@ -297,7 +303,7 @@ async def test_a_showcase_of_zero_likes_posts_every_public_upscale_as_it_is_deli
     await bot.delivery.deliver(later)
     await world.env.settle()
     assert result_message(world.channel, later) is not None
-    assert len(showcase.history()) == 1
+    assert showcase.history() == []
 
 
 async def test_a_job_knows_whether_everyone_can_view_its_channel(

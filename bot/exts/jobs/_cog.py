@@ -12,6 +12,7 @@ from bot.errors import user_errors_as_replies
 from bot.exts.jobs._show import cancel_and_describe, delete_and_describe, show_job
 from db.models import ACTIVE_STATUSES, Job
 from sojourn.services.gallery import set_private
+from sojourn.services.gallery.showcase import showcase_message_of
 from sojourn.services.job_queries import parse_job_id, recent_jobs
 from sojourn.services.results import deletable_jobs, showable_jobs
 
@@ -97,7 +98,13 @@ class Jobs(commands.Cog):
         self, interaction: discord.Interaction, job: str, to: Literal["private", "public"]
     ) -> None:
         async with user_errors_as_replies(interaction):
-            await set_private(self.bot.sessions, interaction.user.id, parse_job_id(job), to == "private")
+            job_id = parse_job_id(job)
+            await set_private(self.bot.sessions, interaction.user.id, job_id, to == "private")
+            if to == "private":  # out of the showcase channel too
+                async with self.bot.sessions() as session:
+                    posted = await showcase_message_of(session, job_id)
+                if posted is not None:
+                    await self.bot.delivery.remove_message(*posted)
             text = (
                 f"Result `{job.strip()}` is private now: it is out of every gallery, and only you can "
                 "press its buttons. Its message stays where it was posted."

@@ -72,6 +72,8 @@ async def cancel_and_describe(bot: SojournBot, user_id: int, job_text: str | Non
 async def delete_and_describe(bot: SojournBot, user_id: int, job_text: str) -> str:
     """Delete the user's own result and its message; returns the private answer."""
     removed = await delete_own(bot.sessions, bot.storage, user_id, job_text)
+    if removed.showcase_message is not None:
+        await bot.delivery.remove_message(*removed.showcase_message)
     gone = "It is out of /show and the galleries"
     if removed.channel_id is not None and removed.message_id is not None:
         if await bot.delivery.remove_message(removed.channel_id, removed.message_id):

@@ -197,6 +197,9 @@ class Moderation(commands.Cog):
                     if gone
                     else " Its message could not be deleted (already gone, or I may not): check the channel."
                 )
+            if removed.showcase_message is not None:
+                await self.bot.delivery.remove_message(*removed.showcase_message)
+                message += " Its showcase post is deleted."
             files = (
                 f" Its {removed.purged_files} files are deleted."
                 if purge

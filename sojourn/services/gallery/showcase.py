@@ -54,3 +54,15 @@ async def record_showcase_message(
         await session.execute(
             update(ShowcasePost).where(ShowcasePost.job_id == job_id).values(message_id=message_id)
         )
+
+
+async def showcase_message_of(session: AsyncSession, job_id: uuid.UUID) -> tuple[int, int] | None:
+    """(channel id, message id) of the job's showcase post, to delete with the result."""
+    row = (
+        await session.execute(
+            select(ShowcasePost.channel_id, ShowcasePost.message_id).where(ShowcasePost.job_id == job_id)
+        )
+    ).one_or_none()
+    if row is None or row.message_id is None:
+        return None
+    return row.channel_id, row.message_id

@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from db.models import Favorite, Image, Job, JobStatus
 from sojourn.clock import utcnow
 from sojourn.errors import JobNotFound, NotYourJob, UserError
+from sojourn.services.gallery.showcase import showcase_message_of
 from sojourn.services.job_queries import parse_job_id
 from sojourn.services.moderation import audit_log
 from sojourn.services.moderation.audit_log import AuditAction
@@ -31,6 +32,7 @@ class Removed:
     channel_id: int | None
     message_id: int | None  # the Discord message to delete, if it was posted
     purged_files: int
+    showcase_message: tuple[int, int] | None = None  # (channel, message) in the showcase channel
 
 
 async def _load(session: AsyncSession, job_text: str) -> Job:
@@ -80,6 +82,7 @@ async def _remove(
         channel_id=job.channel_id,
         message_id=job.message_id,
         purged_files=len(keys) if purge else 0,
+        showcase_message=await showcase_message_of(session, job.id),
     )
 
 
