@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.channels import ClientChannels
@@ -14,6 +15,7 @@ from bot.errors import SojournTree
 from bot.events import make_event_source
 from bot.exts import EXTENSIONS
 from bot.instrumentation import Instrumentation
+from bot.profiles import ProfileRecorder
 from db.session import make_engine, make_sessionmaker
 from sojourn.prompt import PromptRules
 from sojourn.queue import JobQueue
@@ -56,6 +58,7 @@ class SojournBot(commands.AutoShardedBot):
             on_result_shown=lambda job_id: self.dispatch("result_delivered", job_id),
         )
         self.events = make_event_source(settings, self.sessions, self.delivery, self.instrumentation)
+        self.profiles = ProfileRecorder(self.sessions)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -63,6 +66,18 @@ class SojournBot(commands.AutoShardedBot):
         await self.sync_commands()
         self.events.start()
         self.delivery.start()
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        # Every command, button, menu and modal passes here; the web gallery shows who made what.
+        self.profiles.see(interaction.user)
+
+    async def on_app_command_completion(
+        self,
+        interaction: discord.Interaction,
+        command: app_commands.Command[Any, ..., Any] | app_commands.ContextMenu,
+    ) -> None:
+        # A member's first command has just made their row: the interaction's own try found none.
+        self.profiles.see(interaction.user)
 
     async def sync_commands(self) -> None:
         """Publish the slash commands (`SOJOURN_BOT__SYNC_COMMANDS`), to one guild when configured."""
@@ -80,6 +95,7 @@ class SojournBot(commands.AutoShardedBot):
     async def close(self) -> None:
         await self.events.stop()
         await self.delivery.close()
+        await self.profiles.close()
         try:
             await super().close()
         finally:

@@ -104,6 +104,10 @@ class User(Base):
     balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     daily_grant_on: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
+    # The Discord name and avatar the bot last saw (`sojourn.services.profiles`), for the web gallery.
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    avatar_url: Mapped[str | None] = mapped_column(String(300))
+    profile_updated_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
 
 
 class LedgerEntry(Base):

@@ -22,9 +22,11 @@ from web.ratelimit import TokenBuckets
 from web.routes import api, gallery, images, jobs
 
 HERE = Path(__file__).resolve().parent
-# No inline script or style anywhere: the copy button's script is web/static/copy.js.
+# No inline script or style anywhere: the copy button's script is web/static/copy.js. Images come
+# from here, but for members' avatars, from Discord's CDN (`sojourn.services.profiles` keeps no other).
 CSP = (
-    "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+    "default-src 'none'; img-src 'self' https://cdn.discordapp.com https://media.discordapp.net; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 # FastAPI's API docs load Swagger UI from its CDN and start it with an inline script; they show

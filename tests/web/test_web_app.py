@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Job
 from sojourn.clock import utcnow
+from sojourn.services.profiles import remember_profile
 from tests.services.gallery_helpers import hold, like, new_id, turn_web_gallery
 from tests.web.web_helpers import fetch, make_visible_result, served, store_picture, web_settings
 from web.app import CSP
 from web.ratelimit import TokenBuckets
 
+AVATAR = "https://cdn.discordapp.com/avatars/80351110224678912/1a2b3c4d5e6f.png?size=128"
 XSS = '<script>window.__xss=1</script> "><img src=x onerror="window.__xss=2">'
 
 
@@ -129,6 +131,44 @@ async def test_a_prompt_with_markup_is_shown_as_text(
     assert '"><script>' not in echoed
 
 
+async def test_a_result_names_its_creator_with_their_avatar_as_text(
+    site: str, sessions: async_sessionmaker[AsyncSession], storage_dir: Path
+) -> None:
+    tag = word()
+    user_id = new_id()
+    job_id = await make_visible_result(sessions, storage_dir, prompt=f"a kite {tag}", user_id=user_id)
+    await remember_profile(sessions, user_id, f"<script>x</script> {tag}", AVATAR)
+    avatar = f'<img class="avatar" src="{AVATAR}" alt=""'
+
+    page = fetch(f"{site}/jobs/{job_id}").text
+    assert f"&lt;script&gt;x&lt;/script&gt; {tag}</a>" in page
+    assert "<script>x" not in page and "a member" not in page
+    assert avatar in page and 'referrerpolicy="no-referrer"' in page
+    members_page = fetch(f"{site}/users/{user_id}").text
+    assert f"&lt;script&gt;x&lt;/script&gt; {tag}&#39;s work</h1>" in members_page
+    assert avatar in members_page
+    caption = fetch(f"{site}/?q={tag}").text
+    assert f'<span class="name">&lt;script&gt;x&lt;/script&gt; {tag}</span>' in caption
+    assert avatar in caption
+
+    # Someone with no public result: their profile shows nowhere (their page says only "a member").
+    private_id = new_id()
+    await make_visible_result(sessions, storage_dir, user_id=private_id, private=True)
+    await remember_profile(sessions, private_id, f"hidden {tag}", AVATAR)
+    hidden_page = fetch(f"{site}/users/{private_id}").text
+    assert f"hidden {tag}" not in hidden_page and AVATAR not in hidden_page
+    assert "A member&#39;s work" in hidden_page
+
+
+async def test_a_member_without_a_recorded_profile_is_a_member(
+    site: str, sessions: async_sessionmaker[AsyncSession], storage_dir: Path
+) -> None:
+    job_id = await make_visible_result(sessions, storage_dir)
+    page = fetch(f"{site}/jobs/{job_id}").text
+    assert f'<a class="creator" href="/users/{await owner(sessions, job_id)}">a member</a>' in page
+    assert 'class="avatar"' not in page
+
+
 async def owner(sessions: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> int:
     async with sessions() as session:
         job = await session.get(Job, job_id)
@@ -144,6 +184,8 @@ async def test_every_reply_carries_the_content_security_policy(
         reply = fetch(f"{site}{path}")
         assert reply.headers["Content-Security-Policy"] == CSP, path
         assert "script-src 'self';" in CSP and "unsafe-inline" not in CSP
+        # Avatars come from Discord's CDN, and no other image from anywhere but here.
+        assert "img-src 'self' https://cdn.discordapp.com https://media.discordapp.net;" in CSP
         assert reply.headers["X-Content-Type-Options"] == "nosniff", path
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from db.models import Favorite, Job
 from sojourn.services.gallery import can_see, visible_in_gallery
+from sojourn.services.profiles import public_profiles
 from web.deps import Session, Templates
 
 router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
@@ -59,6 +60,7 @@ async def result(request: Request, job_id: str, session: Session, templates: Tem
             .limit(50)
         )
     ).all()
+    creator = (await public_profiles(session, [job.user_id])).get(job.user_id)
     # A grid's four images, or an upscale's one; the grid itself (index 0) only if nothing else.
     shown = [image for image in job.images if image.index > 0] or list(job.images)
     spec = job.spec or {}
@@ -77,6 +79,7 @@ async def result(request: Request, job_id: str, session: Session, templates: Tem
         "seed": seed,
         "size": f"{width}×{height}",
         "likes": likes or 0,
+        "creator": creator,
         "parent": parent,
         "children": children,
     }
