@@ -28,6 +28,7 @@ from torch import nn
 from inference.conditioning import PromptEncoder
 from inference.devices import resolve_device, resolve_dtype
 from inference.schedulers import make_scheduler
+from sojourn.model_download import weights_variant
 from sojourn.settings import ModelPaths
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,14 @@ class ModelRegistry:
         if self._base is None:
             log.info("loading SDXL base from %s with the VAE from %s", self.models.base, self.models.vae)
             # The standalone VAE is the fp16-safe one; the checkpoint's own VAE overflows in float16.
-            vae = AutoencoderKL.from_pretrained(self.models.vae, dtype=self.dtype)
+            # A folder from `sojourn models download` holds fp16 files (`*.fp16.safetensors`) only.
+            vae = AutoencoderKL.from_pretrained(
+                self.models.vae, dtype=self.dtype, variant=weights_variant(self.models.vae)
+            )
             self.load_counts["vae"] += 1
-            pipe = StableDiffusionXLPipeline.from_pretrained(self.models.base, vae=vae, dtype=self.dtype)
+            pipe = StableDiffusionXLPipeline.from_pretrained(
+                self.models.base, vae=vae, dtype=self.dtype, variant=weights_variant(self.models.base)
+            )
             self.load_counts["base"] += 1
             self._base = self._prepare(pipe)
         return self._base
@@ -82,7 +88,11 @@ class ModelRegistry:
             base = self.base
             log.info("loading SDXL refiner from %s", self.models.refiner)
             pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(
-                self.models.refiner, text_encoder_2=base.text_encoder_2, vae=base.vae, dtype=self.dtype
+                self.models.refiner,
+                text_encoder_2=base.text_encoder_2,
+                vae=base.vae,
+                dtype=self.dtype,
+                variant=weights_variant(self.models.refiner),
             )
             self.load_counts["refiner"] += 1
             self._refiner = self._prepare(pipe)
@@ -108,7 +118,9 @@ class ModelRegistry:
     def unclip(self) -> StableUnCLIPImg2ImgPipeline:
         if self._unclip is None:
             log.info("loading Stable unCLIP from %s", self.models.unclip)
-            pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(self.models.unclip, dtype=self.dtype)
+            pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(
+                self.models.unclip, dtype=self.dtype, variant=weights_variant(self.models.unclip)
+            )
             self.load_counts["unclip"] += 1
             self._unclip = self._prepare(pipe)
         return self._unclip

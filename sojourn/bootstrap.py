@@ -48,7 +48,22 @@ def ensure_runnable_models(settings: Settings) -> Settings:
             unclip=str(folder / "unclip"),
             vae=str(folder / "vae"),
         )
+    # On stderr: `sojourn render` keeps stdout for its JSON lines.
+    print(tiny_models_notice(folder), file=sys.stderr, flush=True)
     return settings.model_copy(update={"models": paths})
+
+
+def tiny_models_notice(folder: Path) -> str:
+    """What a run on the tiny models must say: its pictures are noise, and how to get real ones."""
+    return (
+        "NOTE: no GPU and no local models configured, so this runs on tiny random-weight TEST models\n"
+        f"      ({folder}).\n"
+        "      Their pictures are coloured noise, not images: they only show that every part works.\n"
+        "      For real pictures (on a GPU): `sojourn models download` fetches SDXL base and refiner, the\n"
+        "      fp16-fix VAE and Stable unCLIP (about 17 GB, once) and prints the SOJOURN_MODELS__BASE,\n"
+        "      __REFINER, __UNCLIP and __VAE lines to put in .env; or point those settings at your own\n"
+        "      folders."
+    )
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

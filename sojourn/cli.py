@@ -92,6 +92,20 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     make_tiny.add_argument("directory", type=Path)
     make_tiny.set_defaults(handler=_cmd_make_tiny)
+    download = models_commands.add_parser(
+        "download",
+        help="fetch the real models (SDXL base and refiner, the fp16-fix VAE, Stable unCLIP) from the "
+        "Hugging Face hub and print the SOJOURN_MODELS__* lines that use them",
+    )
+    download.add_argument(
+        "--to",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="put each model in DIR/<name> (default: the Hugging Face cache, $HF_HOME/hub, "
+        "which workers can share)",
+    )
+    download.set_defaults(handler=_cmd_models_download)
     return parser
 
 
@@ -187,6 +201,31 @@ def _cmd_make_tiny(args: argparse.Namespace) -> int:
 
     paths = make_tiny_models(args.directory)
     print(json.dumps(paths.model_dump()))
+    return 0
+
+
+def _cmd_models_download(args: argparse.Namespace) -> int:
+    # ~17 GB wants its progress bars, which main() turns off for every other command; the hub
+    # library reads the variable when it is first imported, below.
+    os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    from sojourn.model_download import ModelDownloadError, download_models, settings_lines
+
+    try:
+        paths = download_models(Settings().models, to=args.to)
+    except ModelDownloadError as error:
+        print(error.message, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: run `sojourn models download` again to resume where it stopped", file=sys.stderr
+        )
+        return 130
+    print(
+        "\nAll models are in place. Use them with these lines (in .env, or every worker's environment):",
+        file=sys.stderr,
+    )
+    for line in settings_lines(paths):
+        print(line)
     return 0
 
 

