@@ -124,15 +124,38 @@ class LedgerEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(AwareDateTime(), default=utcnow)
 
 
+# The rows the galleries may show, as far as the `jobs` row alone says (the gallery's rule in
+# `sojourn.services.gallery.visibility` adds the server's switch and moderation's holds): the
+# predicate of the gallery's partial indexes, which the rule writes with the same literals.
+GALLERY_ROWS = (
+    "status = 'succeeded' AND removed_at IS NULL AND guild_id IS NOT NULL "
+    "AND channel_public AND NOT age_restricted AND NOT private"
+)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_user_status", "user_id", "status"),
         Index("ix_jobs_status", "status"),
         Index("ix_jobs_delivery", "delivered_at", "status"),
-        # The gallery: newest first (everywhere, and in one server).
+        # The gallery: newest first (everywhere, and in one server), most ❤ first.
         Index("ix_jobs_finished", "finished_at", "id"),
         Index("ix_jobs_guild_finished", "guild_id", "finished_at"),
+        Index(
+            "ix_jobs_gallery_new",
+            "finished_at",
+            "id",
+            postgresql_where=text(GALLERY_ROWS),
+            sqlite_where=text(GALLERY_ROWS),
+        ),
+        Index(
+            "ix_jobs_gallery_top",
+            "likes",
+            "id",
+            postgresql_where=text(GALLERY_ROWS),
+            sqlite_where=text(GALLERY_ROWS),
+        ),
         # Prompt search on Postgres (`sojourn.services.gallery.search`); SQLite scans instead.
         Index("ix_jobs_prompt_search", text("to_tsvector('simple', prompt)"), postgresql_using="gin").ddl_if(
             dialect="postgresql"
@@ -185,6 +208,12 @@ class Job(Base):
     removed_at: Mapped[dt.datetime | None] = mapped_column(AwareDateTime())
     # Whether @everyone could view the channel it was asked in (the galleries show only those).
     channel_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # `--private` (or `/settings`, or `/visibility` later): its owner's alone. `spec` says it too;
+    # this column is what the galleries' indexes read.
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # People who ❤ any of its images, each once; kept with every favorite added or taken back
+    # (`sojourn.services.gallery.likes.recount_likes`), so the top gallery sorts on an index.
+    likes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     images: Mapped[list[Image]] = relationship(
         back_populates="job", order_by="Image.index", cascade="all, delete-orphan"
@@ -239,6 +268,7 @@ class Favorite(Base):
         UniqueConstraint("user_id", "job_id", "image_index", name="uq_favorites_user_job_image"),
         Index("ix_favorites_job_image", "job_id", "image_index"),
         Index("ix_favorites_job_created", "job_id", "created_at"),  # a job's ❤ as of a moment
+        Index("ix_favorites_created", "created_at"),  # what was favorited since a gallery page
     )
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True)

@@ -24,6 +24,7 @@ from sojourn.errors import UserError
 from sojourn.prompt import PromptError, PromptRules, parse_prompt
 from sojourn.queue import JobQueue
 from sojourn.services import credits
+from sojourn.services.like_counts import lock_likes, recount_likes
 from sojourn.services.moderation import bans, review, words
 from sojourn.services.pricing import job_cost
 from sojourn.services.results import placement_of
@@ -300,6 +301,7 @@ async def toggle_favorite(sessions: async_sessionmaker[AsyncSession], press: Pre
         assert press.index is not None
         await credits.ensure_user(session, press.presser_id)
         await bans.check_not_banned(session, press.presser_id, press.origin.guild_id)
+        await lock_likes(session, job.id)
         removed = await session.execute(
             delete(Favorite).where(
                 Favorite.user_id == press.presser_id,
@@ -314,6 +316,7 @@ async def toggle_favorite(sessions: async_sessionmaker[AsyncSession], press: Pre
                     session.add(Favorite(user_id=press.presser_id, job_id=job.id, image_index=press.index))
             except IntegrityError:
                 pass  # a double click: the first one favorited it
+        await recount_likes(session, job.id)
         count = await favorite_count(session, job.id, press.index)
     return favorite, count
 

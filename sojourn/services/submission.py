@@ -207,6 +207,7 @@ def new_job(user_id: int, kind: JobKind, spec: JobSpec, cost: int, origin: Origi
         message_id=origin.message_id,
         age_restricted=origin.age_restricted,
         channel_public=origin.channel_public,
+        private=spec.private,
         **extra,
     )
 

@@ -20,6 +20,7 @@ from bot import SojournBot
 from db.models import Favorite, Image, Job, JobKind, JobStatus, ShowcasePost
 from sojourn.clock import utcnow
 from sojourn.services import credits
+from sojourn.services.like_counts import recount_likes
 from sojourn.settings import Settings
 from sojourn.storage import grid_key, image_key
 from tests.bot.conftest import GatedQueue, World, eventually, jobs_of, restart_bot
@@ -62,6 +63,7 @@ async def finished(
                 channel_id=world.channel.id,
                 message_id=message_id,
                 channel_public=True,
+                private=private,
             )
         )
         await session.flush()
@@ -157,6 +159,7 @@ async def test_the_gallery_shows_public_results_only_and_pages_after_a_restart(
     # Filters: yours, the most liked first; a period; a search.
     async with bot_sessions.begin() as session:
         session.add(Favorite(user_id=bob.id, job_id=oldest, image_index=1))
+        await recount_likes(session, oldest)
     mine = await alice.slash(world.channel, "gallery", user=alice, sort="top")
     assert await browse(alice, mine) == [oldest, newest]
     today = await bob.slash(world.channel, "gallery", period="day")

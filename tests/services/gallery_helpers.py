@@ -18,6 +18,7 @@ from db.session import make_engine, make_sessionmaker
 from sojourn.clock import utcnow
 from sojourn.services import credits
 from sojourn.services.gallery import GalleryPage, GalleryQuery, gallery_page
+from sojourn.services.like_counts import recount_likes
 from tests.conftest import create_migrated_database
 
 BACKENDS = ("postgres", "sqlite")
@@ -79,6 +80,7 @@ async def make_result(
                 channel_id=new_id() if guild_id else None,
                 channel_public=channel_public,
                 age_restricted=age_restricted,
+                private=private,
             )
         )
         await session.flush()
@@ -107,6 +109,7 @@ async def like(
         for user_id in users:
             await credits.ensure_user(session, user_id)
             session.add(Favorite(user_id=user_id, job_id=job_id, image_index=index, created_at=utcnow()))
+        await recount_likes(session, job_id)
 
 
 async def hold(sessions: async_sessionmaker[AsyncSession], job_id: uuid.UUID, guild_id: int) -> None:

@@ -106,13 +106,11 @@ async def test_switching_a_result_to_private_later_removes_it(db: Sessions) -> N
     assert await _in_both_galleries(db, guild, job)
 
 
-async def test_an_image_no_longer_public_is_private(db: Sessions) -> None:
-    from db.models import Image
-
+async def test_the_jobs_private_column_is_what_the_galleries_read(db: Sessions) -> None:
     guild = new_id()
     job = await make_result(db, guild_id=guild)
     async with db.begin() as session:
-        await session.execute(update(Image).where(Image.job_id == job, Image.index == 3).values(public=False))
+        await session.execute(update(Job).where(Job.id == job).values(private=True))
     assert not await _in_both_galleries(db, guild, job)
 
 

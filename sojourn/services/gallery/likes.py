@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import Favorite, Job
+from db.models import Favorite
 from sojourn.actions import FAVORITE
-from sojourn.clock import utcnow
 from sojourn.services import credits
 from sojourn.services.buttons import Press, load_pressable_job
-from sojourn.services.gallery.query import likes_as_of
+from sojourn.services.like_counts import lock_likes, recount_likes
 from sojourn.services.moderation import bans
 from sojourn.services.submission import Origin
 
@@ -31,6 +30,7 @@ async def toggle_like(
         job = await load_pressable_job(session, Press(FAVORITE, job_id, 1, presser_id, origin))
         await credits.ensure_user(session, presser_id)
         await bans.check_not_banned(session, presser_id, origin.guild_id)
+        await lock_likes(session, job.id)
         taken_back = await session.execute(
             delete(Favorite).where(Favorite.user_id == presser_id, Favorite.job_id == job.id)
         )
@@ -38,6 +38,5 @@ async def toggle_like(
         if liked:
             shown = 0 if any(image.index == 0 for image in job.images) else 1
             session.add(Favorite(user_id=presser_id, job_id=job.id, image_index=shown))
-        await session.flush()
-        likes = await session.scalar(select(likes_as_of(utcnow())).where(Job.id == job.id))
-    return liked, int(likes or 0)
+        likes = await recount_likes(session, job.id)
+    return liked, likes

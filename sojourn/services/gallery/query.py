@@ -11,13 +11,13 @@ import datetime as dt
 import enum
 import uuid
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, case, exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import QueryableAttribute
 
-from db.models import Favorite, Image, Job
+from db.models import Favorite, Image, Job, JobKind
 from sojourn.clock import utcnow
 from sojourn.errors import UserError
 from sojourn.services.gallery.cursor import Cursor, decode_cursor, encode_cursor, fingerprint
@@ -25,6 +25,7 @@ from sojourn.services.gallery.search import prompt_matches, search_words
 from sojourn.services.gallery.visibility import visible_in_gallery
 
 MAX_LIMIT = 100
+SortKey = ColumnElement[Any] | QueryableAttribute[Any]  # a column of jobs, or a count for each row
 E = TypeVar("E", bound=enum.StrEnum)
 
 
@@ -83,7 +84,7 @@ class GalleryPage:
 
 
 def likes_as_of(as_of: dt.datetime) -> ColumnElement[int]:
-    """A job's ❤: people who favorited any of its images by `as_of`, each once."""
+    """A job's ❤ as they were at `as_of`: people who favorited any of its images by then, each once."""
     return (
         select(func.count(func.distinct(Favorite.user_id)))
         .where(Favorite.job_id == Job.id, Favorite.created_at <= as_of)
@@ -92,12 +93,8 @@ def likes_as_of(as_of: dt.datetime) -> ColumnElement[int]:
 
 
 def shown_image() -> ColumnElement[bool]:
-    """The image a result shows: its grid, or its only image where it has no grid (an upscale)."""
-    grid = aliased(Image)
-    return or_(
-        Image.index == 0,
-        and_(Image.index == 1, ~exists().where(grid.job_id == Job.id, grid.index == 0)),
-    )
+    """The image a result shows (joined to its job): its grid, or an upscale's one image."""
+    return Image.index == case((Job.kind == JobKind.UPSCALE, 1), else_=0)
 
 
 def _choice(kind: type[E], value: E | str, what: str) -> E:
@@ -118,8 +115,7 @@ async def gallery_page(session: AsyncSession, query: GalleryQuery) -> GalleryPag
     cursor = decode_cursor(query.cursor, query_print, key_is_time=sort == Sort.NEW) if query.cursor else None
     as_of = cursor.as_of if cursor else utcnow()
 
-    likes = likes_as_of(as_of).label("likes")
-    conditions = [visible_in_gallery(), shown_image(), Job.finished_at <= as_of]
+    conditions = [visible_in_gallery(), Job.finished_at <= as_of]
     length = PERIOD_LENGTH[period]
     if length is not None:
         conditions.append(Job.finished_at > as_of - length)
@@ -131,7 +127,30 @@ async def gallery_page(session: AsyncSession, query: GalleryQuery) -> GalleryPag
         conditions.append(exists().where(Favorite.job_id == Job.id, Favorite.user_id == query.liked_by))
     if words:
         conditions.append(prompt_matches(words, session.get_bind().dialect.name))
-    items = (
+
+    if sort == Sort.NEW:
+        rows = await _rows(session, conditions, Job.finished_at, cursor, query.limit + 1)
+    else:
+        rows = await _top_rows(session, conditions, as_of, cursor, query.limit + 1)
+    found = [GalleryItem(**row._asdict()) for row in rows[: query.limit]]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = found[-1]
+        last_key = last.finished_at if sort == Sort.NEW else last.likes
+        next_cursor = encode_cursor(Cursor(as_of=as_of, key=last_key, job_id=last.job_id), query_print)
+    return GalleryPage(items=found, next_cursor=next_cursor)
+
+
+async def _rows(
+    session: AsyncSession,
+    conditions: list[ColumnElement[bool]],
+    key: SortKey,
+    cursor: Cursor | None,
+    limit: int,
+    likes: SortKey = Job.likes,
+) -> list[Row[Any]]:
+    """Visible results by `key` then id, both descending, after the cursor; one row per result."""
+    statement = (
         select(
             Job.id.label("job_id"),
             Image.index.label("image_index"),
@@ -142,25 +161,36 @@ async def gallery_page(session: AsyncSession, query: GalleryQuery) -> GalleryPag
             Job.user_id,
             Job.queued_at.label("created_at"),
             Job.finished_at,
-            likes,
+            likes.label("likes"),
         )
-        .join_from(Job, Image, Image.job_id == Job.id)
+        .join_from(Job, Image, and_(Image.job_id == Job.id, shown_image()))
         .where(*conditions)
-        .subquery("items")
+        .order_by(key.desc(), Job.id.desc())
+        .limit(limit)
     )
-    key = items.c.finished_at if sort == Sort.NEW else items.c.likes
-    statement: Select[tuple[object, ...]] = (
-        select(items).order_by(key.desc(), items.c.job_id.desc()).limit(query.limit + 1)
-    )
-    if cursor is not None:
-        statement = statement.where(
-            or_(key < cursor.key, and_(key == cursor.key, items.c.job_id < cursor.job_id))
-        )
-    rows = (await session.execute(statement)).all()
-    found = [GalleryItem(**row._asdict()) for row in rows[: query.limit]]
-    next_cursor = None
-    if len(rows) > query.limit:
-        last = found[-1]
-        last_key = last.finished_at if sort == Sort.NEW else last.likes
-        next_cursor = encode_cursor(Cursor(as_of=as_of, key=last_key, job_id=last.job_id), query_print)
-    return GalleryPage(items=found, next_cursor=next_cursor)
+    if cursor is not None:  # a row comparison: the index on (key, id) starts right after it
+        statement = statement.where(tuple_(key, Job.id) < tuple_(cursor.key, cursor.job_id))
+    return [*(await session.execute(statement)).all()]
+
+
+async def _top_rows(
+    session: AsyncSession,
+    conditions: list[ColumnElement[bool]],
+    as_of: dt.datetime,
+    cursor: Cursor | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """Most ❤ first, counting ❤ as they were when the first page was read.
+
+    The stored count (`jobs.likes`, indexed) is that count for every result nobody has favorited
+    since; the few favorited since are counted as of then, one by one, and the two lists merged.
+    A ❤ taken back since is the one change that can move a result by a place between pages.
+    """
+    if cursor is None:
+        return await _rows(session, conditions, Job.likes, None, limit)
+    since = select(Favorite.job_id).where(Favorite.created_at > as_of)
+    then = likes_as_of(as_of)
+    unchanged = await _rows(session, [*conditions, Job.id.not_in(since)], Job.likes, cursor, limit)
+    changed = await _rows(session, [*conditions, Job.id.in_(since)], then, cursor, limit, likes=then)
+    merged = sorted([*unchanged, *changed], key=lambda row: (row.likes, row.job_id), reverse=True)
+    return merged[:limit]

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import GuildSettings, Job, JobKind, ShowcasePost
 from sojourn.clock import utcnow
-from sojourn.services.gallery.query import likes_as_of
 from sojourn.services.gallery.visibility import visible_in_gallery
 
 
@@ -28,7 +27,7 @@ async def showcase_due(session: AsyncSession, job_id: uuid.UUID) -> bool:
             visible_in_gallery(),
             GuildSettings.showcase_channel_id.is_not(None),
             GuildSettings.showcase_likes.is_not(None),
-            likes_as_of(utcnow()) >= GuildSettings.showcase_likes,
+            Job.likes >= GuildSettings.showcase_likes,
             or_(GuildSettings.showcase_likes > 0, Job.kind == JobKind.UPSCALE),
             ~exists().where(ShowcasePost.job_id == Job.id),
         )

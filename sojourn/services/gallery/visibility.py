@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, not_, select
+from sqlalchemy import ColumnElement, and_, exists, literal_column, not_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased, selectinload
 
-from db.models import WITHHELD, GuildSettings, HeldResult, Image, Job, JobStatus
+from db.models import WITHHELD, GuildSettings, HeldResult, Job, JobStatus
 from sojourn.errors import JobNotFound
 
 
 def is_private() -> ColumnElement[bool]:
-    """Made private (`spec.private`), or switched to private since (an image no longer public)."""
-    image = aliased(Image)  # the gallery's query joins `Image` itself
-    return func.coalesce(Job.spec["private"].as_boolean(), false()) | exists().where(
-        image.job_id == Job.id, image.public.is_(false())
-    )
+    """Made private (`--private`, `/settings`), or switched to private since (`set_private`)."""
+    return Job.private.is_(true())
 
 
 def is_held() -> ColumnElement[bool]:
@@ -34,15 +31,19 @@ def is_held() -> ColumnElement[bool]:
 
 
 def visible_in_gallery() -> ColumnElement[bool]:
-    """True for a `Job` row the galleries may show (every rule, in one condition)."""
+    """True for a `Job` row the galleries may show (every rule, in one condition).
+
+    The `jobs` columns are written as `db.models.GALLERY_ROWS` writes them (literals, bare
+    booleans), so the database sees that the gallery's partial indexes hold exactly these rows.
+    """
     server = aliased(GuildSettings)  # aliased, as for every table here: a caller may join the table
     return and_(
-        Job.status == JobStatus.SUCCEEDED,
+        Job.status == literal_column(f"'{JobStatus.SUCCEEDED.value}'"),
         Job.removed_at.is_(None),
         Job.guild_id.is_not(None),  # a direct message is nobody else's
-        Job.channel_public.is_(True),
-        Job.age_restricted.is_(False),
-        not_(is_private()),
+        Job.channel_public,
+        not_(Job.age_restricted),
+        not_(Job.private),
         not_(exists().where(server.guild_id == Job.guild_id, server.web_gallery.is_(False))),
         not_(is_held()),
     )
@@ -82,5 +83,6 @@ async def set_private(
         if job is None or job.user_id != user_id:
             raise JobNotFound(str(job_id))  # someone else's job reads as missing: it may be private
         job.spec = {**job.spec, "private": private}
+        job.private = private
         for image in job.images:
             image.public = not private

@@ -60,6 +60,7 @@ async def _remove(
         raise UserError(f"Job {job.id} was already deleted.")
     job.removed_at = job.removed_at or utcnow()
     await session.execute(delete(Favorite).where(Favorite.job_id == job.id))
+    job.likes = 0
     keys = [image.storage_key for image in job.images]
     if purge:
         await session.execute(delete(Image).where(Image.job_id == job.id))
