@@ -92,9 +92,9 @@ def likes_as_of(as_of: dt.datetime) -> ColumnElement[int]:
     )
 
 
-def shown_image() -> ColumnElement[bool]:
-    """The image a result shows (joined to its job): its grid, or an upscale's one image."""
-    return Image.index == case((Job.kind == JobKind.UPSCALE, 1), else_=0)
+def shown_index(kind: SortKey) -> ColumnElement[int]:
+    """The index of the image a result of this kind shows: its grid (0), or an upscale's one image."""
+    return case((kind == JobKind.UPSCALE, 1), else_=0)
 
 
 def _choice(kind: type[E], value: E | str, what: str) -> E:
@@ -149,27 +149,41 @@ async def _rows(
     limit: int,
     likes: SortKey = Job.likes,
 ) -> list[Row[Any]]:
-    """Visible results by `key` then id, both descending, after the cursor; one row per result."""
+    """Visible results by `key` then id, both descending, after the cursor; one row per result.
+
+    The page's jobs are chosen first (on the jobs' own indexes), then joined to the image each
+    shows: joined before the limit, Postgres misjudged how many rows the join keeps and sorted
+    every visible job instead of reading an index in order.
+    """
+    chosen = select(
+        Job.id.label("job_id"),
+        Job.kind,
+        Job.prompt,
+        Job.user_id,
+        Job.queued_at.label("created_at"),
+        Job.finished_at,
+        likes.label("likes"),
+        key.label("sort_key"),
+    ).where(*conditions)
+    if cursor is not None:  # a row comparison: the index on (key, id) starts right after it
+        chosen = chosen.where(tuple_(key, Job.id) < tuple_(cursor.key, cursor.job_id))
+    page = chosen.order_by(key.desc(), Job.id.desc()).limit(limit).subquery("page")
     statement = (
         select(
-            Job.id.label("job_id"),
+            page.c.job_id,
             Image.index.label("image_index"),
             Image.storage_key,
             Image.width,
             Image.height,
-            Job.prompt,
-            Job.user_id,
-            Job.queued_at.label("created_at"),
-            Job.finished_at,
-            likes.label("likes"),
+            page.c.prompt,
+            page.c.user_id,
+            page.c.created_at,
+            page.c.finished_at,
+            page.c.likes,
         )
-        .join_from(Job, Image, and_(Image.job_id == Job.id, shown_image()))
-        .where(*conditions)
-        .order_by(key.desc(), Job.id.desc())
-        .limit(limit)
+        .join(Image, and_(Image.job_id == page.c.job_id, Image.index == shown_index(page.c.kind)))
+        .order_by(page.c.sort_key.desc(), page.c.job_id.desc())
     )
-    if cursor is not None:  # a row comparison: the index on (key, id) starts right after it
-        statement = statement.where(tuple_(key, Job.id) < tuple_(cursor.key, cursor.job_id))
     return [*(await session.execute(statement)).all()]
 
 

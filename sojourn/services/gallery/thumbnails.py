@@ -13,12 +13,12 @@ import uuid
 from dataclasses import dataclass
 
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Image, Job, JobStatus
 from sojourn.imaging import encode_thumbnail
-from sojourn.services.gallery.query import shown_image
+from sojourn.services.gallery.query import shown_index
 from sojourn.storage import ImageStorage, thumbnail_key
 
 BATCH = 500
@@ -41,8 +41,8 @@ async def make_missing_thumbnails(
             batch = (
                 await session.execute(
                     select(Job.id, Image.storage_key)
-                    .join_from(Job, Image, Image.job_id == Job.id)
-                    .where(Job.status == JobStatus.SUCCEEDED, shown_image(), Job.id > after)
+                    .join_from(Job, Image, and_(Image.job_id == Job.id, Image.index == shown_index(Job.kind)))
+                    .where(Job.status == JobStatus.SUCCEEDED, Job.id > after)
                     .order_by(Job.id)
                     .limit(BATCH)
                 )
