@@ -18,7 +18,11 @@ from PIL import ImageDraw
 from playwright.async_api import ConsoleMessage, Page
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.session import make_engine, make_sessionmaker
 from sojourn.clock import utcnow
+from sojourn.services.profiles import remember_profile
+from tests.conftest import create_migrated_database
+from tests.services.gallery_helpers import like, new_id
 from tests.web.web_helpers import make_visible_result, served, store_picture, web_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,18 +201,17 @@ def paint(storage_dir: Path, key: str, hue: float) -> None:
         r, g, b = colorsys.hsv_to_rgb((hue + y / size * 0.25) % 1.0, 0.65, 0.35 + 0.6 * y / size)
         draw.line([(0, y), (size, y)], fill=(int(r * 255), int(g * 255), int(b * 255)))
     draw.ellipse([size * 0.3, size * 0.2, size * 0.7, size * 0.6], fill=(250, 240, 220))
-    store_picture(storage_dir, key, image, thumbnail=True)
+    store_picture(storage_dir, key, image, thumbnail=key.endswith("/0.png"))  # the grid's
 
 
 async def test_desktop_and_phone_screenshots(
-    page: Page,
-    phone_page: Page,
-    database_url: str,
-    tmp_path: Path,
-    sessions: async_sessionmaker[AsyncSession],
+    page: Page, phone_page: Page, postgres_admin_url: str, tmp_path: Path
 ) -> None:
-    # A gallery of its own: only these results, in their own folder.
+    # A gallery of its own: a fresh database, only these results, in their own folder.
     storage_dir = tmp_path / "images"
+    database_url = await create_migrated_database(postgres_admin_url)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
     prompts = [
         "a lighthouse in a storm, oil painting",
         "a fox in the snow at dawn",
@@ -219,17 +222,33 @@ async def test_desktop_and_phone_screenshots(
         "an astronaut reading in a library",
         "desert dunes under the milky way",
     ]
-    tag = word()
-    for n, prompt in enumerate(prompts * 2):
-        job_id = await make_visible_result(sessions, storage_dir, prompt=f"{prompt} {tag}")
-        paint(storage_dir, f"jobs/{job_id}/0.png", n / 16)
-    # `SOJOURN_SCREENSHOTS=1` writes them where the README shows them; otherwise a temporary folder.
-    folder = SCREENSHOTS if os.environ.get("SOJOURN_SCREENSHOTS") == "1" else tmp_path / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    with served(web_settings(database_url, tmp_path)) as url:
-        for name, browser_page in (("desktop", page), ("phone", phone_page)):
-            await browser_page.goto(f"{url}/?q={tag}")
-            await browser_page.wait_for_function(ALL_LOADED)
-            await browser_page.screenshot(path=folder / f"gallery-{name}.png", full_page=name == "desktop")
-    for name in ("desktop", "phone"):
-        assert (folder / f"gallery-{name}.png").stat().st_size > 10_000, name
+    makers = {new_id(): name for name in ("Mara", "Iven", "Soledad", "Kit")}
+    fans = [new_id() for _ in range(12)]
+    try:
+        made = []
+        for n, prompt in enumerate(prompts * 2):
+            maker = list(makers)[n % len(makers)]
+            job_id = await make_visible_result(sessions, storage_dir, prompt=prompt, user_id=maker)
+            for index in range(5):  # the grid and its four images
+                paint(storage_dir, f"jobs/{job_id}/{index}.png", (n / 16 + index * 0.05) % 1.0)
+            await like(sessions, job_id, *fans[: (n * 7) % 13])
+            made.append(job_id)
+        for maker, name in makers.items():
+            await remember_profile(sessions, maker, name, None)
+        # `SOJOURN_SCREENSHOTS=1` writes them where the README shows them; otherwise a temporary folder.
+        folder = SCREENSHOTS if os.environ.get("SOJOURN_SCREENSHOTS") == "1" else tmp_path / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        with served(web_settings(database_url, tmp_path)) as url:
+            for name, browser_page in (("desktop", page), ("phone", phone_page)):
+                await browser_page.goto(f"{url}/?sort=top")
+                await browser_page.wait_for_function(ALL_LOADED)
+                await browser_page.screenshot(
+                    path=folder / f"gallery-{name}.png", full_page=name == "desktop"
+                )
+            await page.goto(f"{url}/jobs/{made[1]}")  # 7 ❤
+            await page.wait_for_function(ALL_LOADED)
+            await page.screenshot(path=folder / "result-desktop.png")
+    finally:
+        await engine.dispose()
+    for name in ("gallery-desktop", "gallery-phone", "result-desktop"):
+        assert (folder / f"{name}.png").stat().st_size > 10_000, name
