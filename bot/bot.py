@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -17,10 +18,11 @@ from bot.exts import EXTENSIONS
 from bot.instrumentation import Instrumentation
 from bot.profiles import ProfileRecorder
 from db.session import make_engine, make_sessionmaker
+from sojourn.metrics import MetricsEndpoint, serve_bot_metrics
 from sojourn.prompt import PromptRules
 from sojourn.queue import JobQueue
 from sojourn.settings import Settings
-from sojourn.storage import LocalStorage
+from sojourn.storage import make_storage
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ class SojournBot(commands.AutoShardedBot):
         self.engine = make_engine(settings.resolved_database_url, pool_size=10)
         self.sessions = make_sessionmaker(self.engine)
         self.queue = queue
-        self.storage = LocalStorage(settings.resolved_storage_dir)
+        self.storage = make_storage(settings)
         self.instrumentation = instrumentation or Instrumentation()
         self.delivery = Delivery(
             sessions=self.sessions,
@@ -59,6 +61,7 @@ class SojournBot(commands.AutoShardedBot):
         )
         self.events = make_event_source(settings, self.sessions, self.delivery, self.instrumentation)
         self.profiles = ProfileRecorder(self.sessions)
+        self.metrics: MetricsEndpoint | None = None  # `/metrics`, when SOJOURN_METRICS__BOT_PORT is set
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -66,6 +69,7 @@ class SojournBot(commands.AutoShardedBot):
         await self.sync_commands()
         self.events.start()
         self.delivery.start()
+        self.metrics = serve_bot_metrics(self.settings)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         # Every command, button, menu and modal passes here; the web gallery shows who made what.
@@ -93,6 +97,9 @@ class SojournBot(commands.AutoShardedBot):
         log.info("synced %d slash commands%s", len(synced), f" to guild {guild_id}" if guild_id else "")
 
     async def close(self) -> None:
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.close)  # waits for a scrape in progress
+            self.metrics = None
         await self.events.stop()
         await self.delivery.close()
         await self.profiles.close()

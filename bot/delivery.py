@@ -39,6 +39,7 @@ from bot.uploads import HELD_FILENAME, blurred_preview, grid_upload, upload_stem
 from db.models import FINAL_STATUSES, HoldStatus, Job, JobStatus
 from sojourn.clock import utcnow
 from sojourn.events import JobEvent
+from sojourn.metrics import observe_delivery
 from sojourn.services import delivery as delivery_service
 from sojourn.services import queue_info
 from sojourn.services.delivery import Outcome
@@ -372,6 +373,8 @@ class Delivery:
                 session, job.id, shown.message_id, held_notice=shown.held_notice, again=again
             )
             removed = shown.of_result and await delivery_service.is_removed(session, job.id)
+        if job.delivered_at is None and job.finished_at is not None and shown.message_id is not None:
+            observe_delivery(job.finished_at)  # its first showing (an approval's is a moderator's lag)
         self._forget(tracked)
         if removed and shown.message_id is not None:  # removed while it was being posted
             await self.remove_message(tracked.channel_id, shown.message_id)

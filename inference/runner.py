@@ -29,13 +29,14 @@ from inference.render import render_job_images
 from inference.safety import SafetyChecker, combined_score, load_safety_checker, score_images
 from sojourn.events import JobEvent, make_publisher
 from sojourn.imaging import encode_png, encode_thumbnail, render_grid
+from sojourn.metrics import observe_render
 from sojourn.services import lifecycle
 from sojourn.services.moderation import review
 from sojourn.services.recovery import OUT_OF_TRIES
 from sojourn.services.workers import WorkerProcess
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec
-from sojourn.storage import LocalStorage, grid_key, image_key, thumbnail_key
+from sojourn.storage import grid_key, image_key, make_storage, thumbnail_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,7 +60,7 @@ class JobRunner:
         self._loop = asyncio.new_event_loop()
         self._engine = make_engine(settings.resolved_database_url, pool_size=2)
         self.sessions = make_sessionmaker(self._engine)
-        self.storage = LocalStorage(settings.resolved_storage_dir)
+        self.storage = make_storage(settings)
         self.publisher = make_publisher(settings.redis_url)
         self._encoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="png")
         self.registry = ModelRegistry(settings.models, settings.device, settings.dtype)
@@ -112,6 +113,7 @@ class JobRunner:
         if job.attempts > self.settings.max_attempts:
             self._fail(job_id, OUT_OF_TRIES)
             return JobStatus.FAILED
+        claimed = time.perf_counter()
         self.publisher.publish(JobEvent(job_id=str(job_id), kind="started"))
         try:
             status = self._render_and_store(job)
@@ -133,6 +135,8 @@ class JobRunner:
             self._fail(job_id, INTERNAL_ERROR)
             status = JobStatus.FAILED
         self.timings["total"] = time.perf_counter() - started
+        if status == JobStatus.SUCCEEDED:
+            observe_render(job.spec.get("action"), time.perf_counter() - claimed)
         return status
 
     async def _claim(self, job_id: uuid.UUID, dispatch: int | None) -> Job | None:

@@ -9,24 +9,35 @@ deliberately. Loading on a thread after start-up instead would keep the 4 s chec
 job, often queued before the worker started, would then wait for the load inside its time limit.
 
 The worker's main process registers an incarnation before its pool starts (the pool processes
-inherit it), then beats and runs the cluster's recovery sweep (`inference.recovery`).
+inherit it), then beats and runs the cluster's recovery sweep (`inference.recovery`). With
+SOJOURN_METRICS__WORKER_PORT set it also serves `/metrics` for its pool processes (`sojourn.metrics`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import sys
+import tempfile
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task
-from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from sojourn.queue import RENDER_TASK
 
 if TYPE_CHECKING:
     from inference.recovery import SweeperThread
     from inference.runner import JobRunner
+    from sojourn.metrics import MetricsEndpoint
     from sojourn.services.workers import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -111,3 +122,52 @@ def stop_recovery(sender: Any = None, **_kwargs: Any) -> None:
     if _sweeper is not None:
         _sweeper.stop()
         _sweeper = None
+
+
+# This worker's /metrics: the main process's server, and the folder where every process of the
+# worker keeps its prometheus_client multiprocess files (the pool processes inherit its name).
+MULTIPROCESS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
+_metrics: MetricsEndpoint | None = None
+_metrics_folder: str | None = None
+
+
+@worker_init.connect
+def start_metrics(**_kwargs: Any) -> None:
+    """Serve `/metrics` when SOJOURN_METRICS__WORKER_PORT is set.
+
+    prometheus_client chooses multiprocess files on its first import, from the environment: the
+    folder is named here, in the main process, before that import and before the pool forks.
+    """
+    from sojourn.settings import Settings
+
+    global _metrics, _metrics_folder
+    settings = Settings()
+    if settings.metrics.worker_port is None:
+        return
+    if "prometheus_client" in sys.modules:
+        log.warning("prometheus_client was imported before worker_init: renders will not be counted")
+    _metrics_folder = tempfile.mkdtemp(prefix="sojourn-metrics-")  # a fresh one each start
+    os.environ[MULTIPROCESS_FOLDER] = _metrics_folder
+    from sojourn.metrics import serve_worker_metrics
+
+    _metrics = serve_worker_metrics(settings, _metrics_folder)
+
+
+@worker_process_shutdown.connect
+def forget_process_metrics(pid: int | None = None, **_kwargs: Any) -> None:
+    """A pool process is exiting: its live gauges go with it (its counts stay in the totals)."""
+    if _metrics_folder is not None and pid is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, _metrics_folder)
+
+
+@worker_shutdown.connect
+def stop_metrics(sender: Any = None, **_kwargs: Any) -> None:
+    global _metrics, _metrics_folder
+    if _metrics is not None:
+        _metrics.close()
+        _metrics = None
+    if _metrics_folder is not None:
+        shutil.rmtree(_metrics_folder, ignore_errors=True)
+        _metrics_folder = None

@@ -84,8 +84,15 @@ def settings_environment(settings: Settings) -> dict[str, str]:
                 f"SOJOURN_RECOVERY__{name.upper()}": str(value)
                 for name, value in settings.recovery.model_dump().items()
             },
+            **settings.storage.as_environment(),
         }
     )
+    for name, value in settings.metrics.model_dump().items():
+        variable = f"SOJOURN_METRICS__{name.upper()}"
+        if value is None:  # off here: off in the child too, whatever this process's environment says
+            env.pop(variable, None)
+        else:
+            env[variable] = str(value)
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
     return env

@@ -1,4 +1,5 @@
-"""Which job messages a Celery broker still holds: read straight from its storage, read-only.
+"""Which job messages a Celery broker still holds, and how many wait in each queue: read straight
+from its storage, read-only.
 
 kombu's Redis transport keeps waiting messages in one list per queue and priority step, and
 delivered-but-unacknowledged ones in a hash; its filesystem transport (the embedded setup) keeps
@@ -31,19 +32,32 @@ def _task_id(message: Any) -> str | None:
     return None
 
 
+def _redis_lists(queue: str) -> list[str]:
+    """The lists of one queue's waiting messages, one per priority step."""
+    return [
+        queue if step == 0 else f"{queue}{REDIS_PRIORITY_SEPARATOR}{step}" for step in REDIS_PRIORITY_STEPS
+    ]
+
+
 class RedisBrokerCensus:
-    def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url)
+    def __init__(self, url: str, *, timeout: float | None = None) -> None:
+        # `timeout`: seconds a read may wait for Redis (None: as long as it takes).
+        self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
     async def held_message_ids(self) -> set[str]:
         return await asyncio.to_thread(self._read)
 
+    def queue_depths(self) -> dict[str, int]:
+        """How many messages wait in each queue (delivered ones not counted)."""
+        pipeline = self._client.pipeline(transaction=True)
+        for queue in QUEUES:
+            for key in _redis_lists(queue):
+                pipeline.llen(key)
+        lengths = iter(pipeline.execute())
+        return {queue: sum(next(lengths) for _ in REDIS_PRIORITY_STEPS) for queue in QUEUES}
+
     def _read(self) -> set[str]:
-        keys = [
-            queue if step == 0 else f"{queue}{REDIS_PRIORITY_SEPARATOR}{step}"
-            for queue in QUEUES
-            for step in REDIS_PRIORITY_STEPS
-        ]
+        keys = [key for queue in QUEUES for key in _redis_lists(queue)]
         pipeline = self._client.pipeline(transaction=True)  # one snapshot of lists and hash
         for key in keys:
             pipeline.lrange(key, 0, -1)
@@ -69,6 +83,10 @@ class FolderBrokerCensus:
 
     async def held_message_ids(self) -> set[str]:
         return await asyncio.to_thread(self._read)
+
+    def queue_depths(self) -> dict[str, int]:
+        """How many messages wait in each queue: kombu names each file `<time>_<uuid>.<queue>.msg`."""
+        return {queue: sum(1 for _ in self._folder.glob(f"*.{queue}.msg")) for queue in QUEUES}
 
     def _read(self) -> set[str]:
         ids: set[str] = set()

@@ -36,10 +36,13 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, object]]:
     }
 
 
-def broker_census(settings: Settings) -> RedisBrokerCensus | FolderBrokerCensus:
-    """What the recovery sweep reads to see which job messages the broker still holds."""
+def broker_census(
+    settings: Settings, *, timeout: float | None = None
+) -> RedisBrokerCensus | FolderBrokerCensus:
+    """What the recovery sweep reads to see which job messages the broker still holds (and the
+    metrics, how many wait in each queue); `timeout`: seconds a read may wait for Redis."""
     if settings.redis_url:
-        return RedisBrokerCensus(settings.redis_url)
+        return RedisBrokerCensus(settings.redis_url, timeout=timeout)
     return FolderBrokerCensus(settings.embedded_broker_dir / "queue")
 
 

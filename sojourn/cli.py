@@ -132,14 +132,14 @@ def _cmd_web(_args: argparse.Namespace) -> int:
 def _cmd_thumbnails(_args: argparse.Namespace) -> int:
     from db.session import make_engine, make_sessionmaker
     from sojourn.services.gallery.thumbnails import make_missing_thumbnails
-    from sojourn.storage import LocalStorage
+    from sojourn.storage import make_storage
 
     settings = Settings()
 
     async def make() -> int:
         engine = make_engine(settings.resolved_database_url)
         try:
-            storage = LocalStorage(settings.resolved_storage_dir)
+            storage = make_storage(settings)
             count = await make_missing_thumbnails(make_sessionmaker(engine), storage)
         finally:
             await engine.dispose()
@@ -155,7 +155,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     from db.session import make_engine, make_sessionmaker
     from sojourn.services.audit import audit_database
-    from sojourn.storage import LocalStorage
+    from sojourn.storage import make_storage
 
     settings = Settings()
     url = make_url(settings.resolved_database_url)
@@ -167,9 +167,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     async def audit() -> int:
         engine = make_engine(settings.resolved_database_url, pool_size=1)
         try:
-            report = await audit_database(
-                make_sessionmaker(engine), settings, LocalStorage(settings.resolved_storage_dir)
-            )
+            report = await audit_database(make_sessionmaker(engine), settings, make_storage(settings))
         finally:
             await engine.dispose()
         if args.json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -144,6 +144,61 @@ class WebSettings(BaseModel):
     burst: int = Field(default=120, ge=1)
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus endpoints, `/metrics` (`SOJOURN_METRICS__...`): each is off until its port is set.
+
+    Off by default: a plain install has no Prometheus, and fixed ports would collide between the
+    processes of one host (`sojourn run` beside a second worker, a test suite's many workers).
+    """
+
+    host: str = "127.0.0.1"  # 0.0.0.0 for a Prometheus on another host or container
+    # The bot's: the cluster's jobs, queues, credits and filter blocks (read when scraped), delivery lag.
+    bot_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_port: int | None = Field(default=None, ge=1, le=65535)  # each worker's: render seconds
+    # A scrape waits this long for the database or the broker; past it, their numbers are left out.
+    scrape_timeout: float = Field(default=3.0, gt=0)
+
+
+class StorageBackend(enum.StrEnum):
+    LOCAL = "local"  # files under SOJOURN_STORAGE_DIR: one host, or a shared filesystem
+    S3 = "s3"  # objects in a bucket of any S3 API (AWS, SeaweedFS, MinIO, Ceph, R2...): any number of hosts
+
+
+class StorageSettings(BaseModel):
+    """Where the images are kept (`SOJOURN_STORAGE__...`); the local directory is `SOJOURN_STORAGE_DIR`."""
+
+    backend: StorageBackend = StorageBackend.LOCAL
+    s3_endpoint_url: str | None = None  # e.g. http://127.0.0.1:8333 (None: AWS itself)
+    s3_bucket: str | None = None  # required with the s3 backend; created at start if missing
+    s3_region: str | None = None  # None: boto3's own (AWS_REGION, ~/.aws/config)
+    # None: boto3 looks for credentials itself (AWS_* variables, ~/.aws, an instance role).
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # Every key under this folder of the bucket, e.g. "prod": several deployments share one bucket.
+    s3_prefix: str = ""
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> StorageSettings:
+        if self.backend is StorageBackend.S3 and not self.s3_bucket:
+            raise ValueError("SOJOURN_STORAGE__S3_BUCKET is required with SOJOURN_STORAGE__BACKEND=s3")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError(
+                "set both SOJOURN_STORAGE__S3_ACCESS_KEY_ID and __S3_SECRET_ACCESS_KEY, or neither"
+            )
+        return self
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the `SOJOURN_STORAGE__...` variables that build them (secret included)."""
+        environment: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if value is not None:
+                environment[f"SOJOURN_STORAGE__{name.upper()}"] = str(value)
+        return environment
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SOJOURN_",
@@ -162,6 +217,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DISCORD_TOKEN", "SOJOURN_DISCORD_TOKEN")
     )
     storage_dir: Path | None = None  # default: data_dir / "images"
+    storage: StorageSettings = StorageSettings()  # the backend: that directory, or an S3 bucket
 
     models: ModelPaths = ModelPaths()
     presets: dict[str, ModelPreset] = Field(default_factory=default_presets)
@@ -177,6 +233,7 @@ class Settings(BaseSettings):
     recovery: RecoverySettings = RecoverySettings()
     moderation: ModerationSettings = ModerationSettings()
     web: WebSettings = WebSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     task_soft_time_limit: int = 600
     task_time_limit: int = 660

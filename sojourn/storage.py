@@ -1,4 +1,4 @@
-"""Where images live: a local directory (the only backend so far; another implements `ImageStorage`)."""
+"""Where images live: a local directory, or an S3 bucket (`storage_s3`); `make_storage` picks one."""
 
 from __future__ import annotations
 
@@ -6,15 +6,30 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sojourn.settings import Settings
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 
 
+def checked_key(key: str) -> str:
+    """The key itself, if it is one of ours; a ValueError for anything else (before any file or request)."""
+    # Keys are built by us, but check anyway: no '..', no absolute paths, no odd characters.
+    if not _SAFE_KEY.match(key) or ".." in key.split("/"):
+        raise ValueError(f"unsafe storage key: {key!r}")
+    return key
+
+
 class ImageStorage(Protocol):
+    """Every method refuses an unsafe key with a ValueError; a backend's failures are OSErrors."""
+
     def put(self, key: str, data: bytes) -> str: ...
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str) -> bytes:
+        """The key's bytes; FileNotFoundError if there are none."""
+        ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -26,6 +41,10 @@ class ImageStorage(Protocol):
         """A filesystem path for the key, where the backend has one (else None)."""
         ...
 
+    def location(self, key: str) -> str:
+        """Where the key's file is, for people: a path or a URL."""
+        ...
+
 
 class LocalStorage:
     """Files under one root directory, written atomically (temp file + rename)."""
@@ -34,10 +53,7 @@ class LocalStorage:
         self.root = root.resolve()
 
     def _path(self, key: str) -> Path:
-        # Keys are built by us, but check anyway: no '..', no absolute paths, no odd characters.
-        if not _SAFE_KEY.match(key) or ".." in key.split("/"):
-            raise ValueError(f"unsafe storage key: {key!r}")
-        return self.root / key
+        return self.root / checked_key(key)
 
     def put(self, key: str, data: bytes) -> str:
         path = self._path(key)
@@ -63,6 +79,22 @@ class LocalStorage:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def location(self, key: str) -> str:
+        return str(self._path(key))
+
+
+def make_storage(settings: Settings) -> ImageStorage:
+    """The storage the settings choose (`SOJOURN_STORAGE__BACKEND`); an S3 bucket is made if missing."""
+    from sojourn.settings import StorageBackend
+
+    if settings.storage.backend is StorageBackend.S3:
+        from sojourn.storage_s3 import S3Storage  # boto3 is imported only where it is used
+
+        storage = S3Storage.from_settings(settings.storage)
+        storage.ensure_bucket()
+        return storage
+    return LocalStorage(settings.resolved_storage_dir)
 
 
 def image_key(job_id: object, index: int) -> str:

@@ -1,4 +1,4 @@
-"""Shared fixtures: real PostgreSQL and Redis (started by scripts/with-services.sh), tiny models."""
+"""Shared fixtures: real PostgreSQL, Redis and S3 (started by scripts/with-services.sh), tiny models."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from unittest import mock
 
 import pytest
 import redis
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -20,7 +21,7 @@ from db.migrate import upgrade_async
 from db.session import make_engine, make_sessionmaker
 from sojourn.bootstrap import start_worker, stop_child, wait_until_ready, worker_log_path
 from sojourn.clock import ShiftedClock, use_clock
-from sojourn.settings import Settings
+from sojourn.settings import Settings, StorageBackend, StorageSettings
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_MODELS_CACHE = REPO / ".sojourn" / "test-models"
@@ -31,7 +32,9 @@ PINNED_START = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 def _required_env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        pytest.fail(f"{name} is not set: run the suite with `make test`, which starts PostgreSQL and Redis")
+        pytest.fail(
+            f"{name} is not set: run the suite with `make test`, which starts PostgreSQL, Redis and S3"
+        )
     return value
 
 
@@ -51,6 +54,19 @@ def postgres_admin_url() -> str:
 @pytest.fixture(scope="session")
 def redis_base_url() -> str:
     return _required_env("SOJOURN_TEST_REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def s3_storage_settings() -> StorageSettings:
+    """The S3 backend on the suite's SeaweedFS, in a bucket of this run's own (made on first use);
+    give each test a prefix of its own (`s3_prefix`)."""
+    return StorageSettings(
+        backend=StorageBackend.S3,
+        s3_endpoint_url=_required_env("SOJOURN_TEST_S3_ENDPOINT"),
+        s3_bucket=f"sojourn-test-{uuid.uuid4().hex[:12]}",
+        s3_access_key_id=_required_env("SOJOURN_TEST_S3_ACCESS_KEY_ID"),
+        s3_secret_access_key=SecretStr(_required_env("SOJOURN_TEST_S3_SECRET_ACCESS_KEY")),
+    )
 
 
 async def create_database(admin_url: str) -> str:

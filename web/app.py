@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from db.session import make_engine, make_sessionmaker
 from sojourn.errors import UserError
 from sojourn.settings import Settings
-from sojourn.storage import LocalStorage
+from sojourn.storage import make_storage
 from web.ratelimit import TokenBuckets
 from web.routes import api, gallery, images, jobs
 
@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.storage = LocalStorage(settings.resolved_storage_dir)
+    app.state.storage = make_storage(settings)
     app.state.templates = Jinja2Templates(
         env=jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -17,7 +17,7 @@ from sojourn.actions import Placement
 from sojourn.errors import JobNotFound, UserError
 from sojourn.settings import Settings
 from sojourn.spec import IMAGES_PER_JOB
-from sojourn.storage import LocalStorage
+from sojourn.storage import make_storage
 
 
 async def wait_for_jobs(
@@ -42,8 +42,8 @@ async def wait_for_jobs(
 async def job_report(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, job_id: uuid.UUID
 ) -> dict[str, Any]:
-    """One job as the CLI prints it: id, status, cost, seeds, grid path, image paths."""
-    storage = LocalStorage(settings.resolved_storage_dir)
+    """One job as the CLI prints it: id, status, cost, seeds, where its grid and images are (path or URL)."""
+    storage = make_storage(settings)
     async with sessions() as session:
         job = (
             await session.execute(select(Job).where(Job.id == job_id).options(selectinload(Job.images)))
@@ -58,8 +58,8 @@ async def job_report(
         "prompt": job.prompt,
         "seeds": [image.seed for image in cells]
         or ([seed + i for i in range(4)] if seed is not None else []),
-        "grid": str(storage.local_path(grid.storage_key)) if grid else None,
-        "images": [str(storage.local_path(image.storage_key)) for image in cells],
+        "grid": storage.location(grid.storage_key) if grid else None,
+        "images": [storage.location(image.storage_key) for image in cells],
         "error": job.error,
     }
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import Image
 from sojourn.imaging import encode_thumbnail
 from sojourn.settings import Settings, WebSettings
-from sojourn.storage import LocalStorage, thumbnail_key
+from sojourn.storage import ImageStorage, LocalStorage, thumbnail_key
 from tests.browser.helpers import serve_asgi
 from tests.services.gallery_helpers import make_result, new_id
 from web.app import create_app
@@ -29,9 +29,10 @@ COLOURS = [(200, 120, 40), (40, 120, 200), (90, 200, 90), (220, 220, 60), (160, 
 
 
 async def make_visible_result(
-    sessions: async_sessionmaker[AsyncSession], storage_dir: Path, **options: Any
+    sessions: async_sessionmaker[AsyncSession], storage_dir: Path | ImageStorage, **options: Any
 ) -> uuid.UUID:
-    """A finished result (public unless told otherwise) whose image files exist in `storage_dir`."""
+    """A finished result (public unless told otherwise) whose image files exist in `storage_dir`
+    (a local directory, or any storage)."""
     options.setdefault("guild_id", new_id())
     job_id = await make_result(sessions, **options)
     async with sessions() as session:
@@ -45,9 +46,11 @@ async def make_visible_result(
     return job_id
 
 
-def store_picture(storage_dir: Path, key: str, picture: PILImage.Image, *, thumbnail: bool) -> None:
+def store_picture(
+    storage_dir: Path | ImageStorage, key: str, picture: PILImage.Image, *, thumbnail: bool
+) -> None:
     """An image file as the worker stores it, with its web thumbnail where the gallery shows it."""
-    storage = LocalStorage(storage_dir)
+    storage = LocalStorage(storage_dir) if isinstance(storage_dir, Path) else storage_dir
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     storage.put(key, buffer.getvalue())

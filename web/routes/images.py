@@ -2,11 +2,13 @@
 
 `/images/{job}/{index}.png` is the original; `.webp` its thumbnail, made by the worker beside it
 (`sojourn thumbnails` makes those of results older than thumbnails; until then the original is
-sent in its place).
+sent in its place). A file on this host is streamed from disk; one in a bucket is read (in a thread)
+and sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
@@ -46,24 +48,29 @@ async def _image_file(
     image = next((image for image in job.images if image.index == int(index)), None) if job else None
     if job is None or image is None:
         raise HTTPException(404)
-    path, media_type = _local_file(storage, image.storage_key), "image/png"
-    if thumbnail:
-        small = _local_file(storage, thumbnail_key(image.storage_key))
-        if small is not None:
-            path, media_type = small, "image/webp"
-    if path is None:
+    found: Path | bytes | None = None
+    if thumbnail:  # the thumbnail if there is one yet, else the original
+        found, media_type = await _stored_file(storage, thumbnail_key(image.storage_key)), "image/webp"
+    if found is None:
+        found, media_type = await _stored_file(storage, image.storage_key), "image/png"
+    if found is None:
         raise HTTPException(404)
     # The ETag names the file sent, so a thumbnail made later replaces the original in caches.
     etag = f'"{job.id.hex}-{image.index}-{media_type.removeprefix("image/")}"'
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type=media_type, headers=headers)
+    if isinstance(found, Path):
+        return FileResponse(found, media_type=media_type, headers=headers)
+    return Response(found, media_type=media_type, headers=headers)
 
 
-def _local_file(storage: ImageStorage, key: str) -> Path | None:
+async def _stored_file(storage: ImageStorage, key: str) -> Path | bytes | None:
+    """The key's file on this host, else its bytes from the backend; None if it has none."""
     try:
         path = storage.local_path(key)  # refuses an unsafe key (ValueError)
-    except ValueError:
+        if path is not None:
+            return path if path.is_file() else None
+        return await asyncio.to_thread(storage.get, key)
+    except (ValueError, FileNotFoundError):
         return None
-    return path if path is not None and path.is_file() else None
