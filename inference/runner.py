@@ -9,6 +9,7 @@ the image safety check, which scores every rendered image before it is stored.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import time
@@ -27,12 +28,15 @@ from inference.errors import GpuOutOfMemory, JobCancelled, StorageWriteFailed
 from inference.models import ModelRegistry
 from inference.render import render_job_images
 from inference.safety import SafetyChecker, combined_score, load_safety_checker, score_images
+from sojourn.celery_app import make_celery
 from sojourn.events import JobEvent, make_publisher
 from sojourn.imaging import encode_png, encode_thumbnail, render_grid
 from sojourn.metrics import observe_render
-from sojourn.services import lifecycle
+from sojourn.queue import CeleryJobQueue, JobQueue
+from sojourn.services import fair_share, lifecycle
 from sojourn.services.moderation import review
 from sojourn.services.recovery import OUT_OF_TRIES
+from sojourn.services.submission import enqueue_jobs
 from sojourn.services.workers import WorkerProcess
 from sojourn.settings import Settings
 from sojourn.spec import JobSpec
@@ -140,10 +144,19 @@ class JobRunner:
         return status
 
     async def _claim(self, job_id: uuid.UUID, dispatch: int | None) -> Job | None:
+        # A relax message runs the job next in line (`fair_share`); its own job gets a new message.
         async with self.sessions.begin() as session:
-            return await lifecycle.claim_job(
+            turn = await fair_share.claim_turn(
                 session, job_id, self.worker, self.settings.recovery, dispatch=dispatch
             )
+        if turn.resend is not None:
+            await enqueue_jobs(self.sessions, self.queue, [turn.resend])
+        return turn.job
+
+    @functools.cached_property
+    def queue(self) -> JobQueue:
+        """Where a relax job whose message ran another job is sent again."""
+        return CeleryJobQueue(make_celery(self.settings))
 
     def _fail(self, job_id: uuid.UUID, message: str) -> None:
         async def fail() -> bool:
