@@ -69,7 +69,7 @@ def environ_reads() -> dict[str, str]:
     """Variables the shipped code reads itself (`os.environ.get`, `os.getenv`, `os.environ[...]`,
     `... in os.environ`): name -> where. Writes (`setdefault`, assignment) are not reads."""
     found: dict[str, str] = {}
-    for folder in [*shipped_packages(), "migrations"]:
+    for folder in shipped_packages():
         for path in sorted((REPO / folder).rglob("*.py")):
             tree = ast.parse(path.read_text(), filename=str(path))
             constants = {

@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped with the package so `sojourn migrate` works from any install."""
