@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -247,3 +248,19 @@ async def assert_audit_clean(
     report = await audit_database(sessions, settings, storage)
     assert report.ok, [str(violation) for violation in report.violations]
     assert report.jobs > 0
+
+
+# The fixtures every moderation test module uses: import them by name (pytest finds them there).
+@pytest.fixture(scope="module")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(database_url, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def storage(settings: Settings) -> LocalStorage:
+    return LocalStorage(settings.resolved_storage_dir)
+
+
+@pytest.fixture
+def queue() -> RecordingQueue:
+    return RecordingQueue()

@@ -12,34 +12,27 @@ from sojourn.errors import PromptBlocked, UserError
 from sojourn.services import submission
 from sojourn.services.moderation import appeals, bans, server_settings, strikes, words
 from sojourn.services.submission import Origin
-from sojourn.settings import Credits, Settings
+from sojourn.settings import Credits
 from tests.services.moderation_helpers import (
     DAILY_FREE,
-    RecordingQueue,
     balance_of,
     imagine,
     jobs_of,
     ledger_of,
     log_lines,
     log_of,
-    make_settings,
     moderator,
     new_id,
     new_server,
+    queue,
+    settings,
     strikes_of,
 )
 
+__all__ = ["queue", "settings"]  # the shared fixtures (`moderation_helpers`)
+
+
 pytestmark = pytest.mark.usefixtures("pinned_clock")
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(database_url, tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture
-def queue() -> RecordingQueue:
-    return RecordingQueue()
 
 
 async def block(sessions, settings, queue, origin: Origin, user_id: int, text: str) -> int:  # type: ignore[no-untyped-def]

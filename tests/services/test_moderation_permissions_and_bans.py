@@ -40,7 +40,6 @@ from sojourn.settings import Settings
 from sojourn.storage import LocalStorage
 from tests.services.moderation_helpers import (
     DAILY_FREE,
-    RecordingQueue,
     balance_of,
     finished_job,
     imagine,
@@ -48,31 +47,21 @@ from tests.services.moderation_helpers import (
     ledger_of,
     log_lines,
     log_of,
-    make_settings,
     member,
     moderator,
     new_id,
     new_server,
+    queue,
+    settings,
     snapshot,
+    storage,
 )
 from tests.services.workers import RECOVERY, TEST_WORKER
 
+__all__ = ["queue", "settings", "storage"]  # the shared fixtures (`moderation_helpers`)
+
+
 pytestmark = pytest.mark.usefixtures("pinned_clock")
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(database_url, tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def storage(settings: Settings) -> LocalStorage:
-    return LocalStorage(settings.resolved_storage_dir)
-
-
-@pytest.fixture
-def queue() -> RecordingQueue:
-    return RecordingQueue()
 
 
 # -- who may moderate ---------------------------------------------------------------------------

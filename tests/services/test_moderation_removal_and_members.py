@@ -14,11 +14,8 @@ from sojourn.errors import JobAlreadyEnded, JobNotFound, NotYourJob, PromptBlock
 from sojourn.services import lifecycle, submission
 from sojourn.services.buttons import ButtonRefused, Press, press_button, toggle_favorite
 from sojourn.services.moderation import bans, members, removal
-from sojourn.settings import Settings
-from sojourn.storage import LocalStorage
 from tests.services.moderation_helpers import (
     DAILY_FREE,
-    RecordingQueue,
     assert_audit_clean,
     balance_of,
     finished_job,
@@ -27,30 +24,20 @@ from tests.services.moderation_helpers import (
     ledger_of,
     log_lines,
     log_of,
-    make_settings,
     moderator,
     new_id,
     new_server,
+    queue,
     reload,
+    settings,
+    storage,
 )
 from tests.services.workers import RECOVERY, TEST_WORKER
 
+__all__ = ["queue", "settings", "storage"]  # the shared fixtures (`moderation_helpers`)
+
+
 pytestmark = pytest.mark.usefixtures("pinned_clock")
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(database_url, tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def storage(settings: Settings) -> LocalStorage:
-    return LocalStorage(settings.resolved_storage_dir)
-
-
-@pytest.fixture
-def queue() -> RecordingQueue:
-    return RecordingQueue()
 
 
 async def image_rows(sessions, job_id) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]

@@ -13,10 +13,8 @@ from sojourn.services.buttons import ButtonRefused, Press, press_button, toggle_
 from sojourn.services.moderation import removal, review, server_settings
 from sojourn.services.submission import Origin
 from sojourn.settings import Settings
-from sojourn.storage import LocalStorage
 from tests.services.moderation_helpers import (
     DAILY_FREE,
-    RecordingQueue,
     assert_audit_clean,
     balance_of,
     finished_job,
@@ -24,31 +22,21 @@ from tests.services.moderation_helpers import (
     ledger_of,
     log_lines,
     log_of,
-    make_settings,
     moderator,
     new_id,
     new_server,
+    queue,
     reload,
+    settings,
+    storage,
     strikes_of,
 )
 
+__all__ = ["queue", "settings", "storage"]  # the shared fixtures (`moderation_helpers`)
+
+
 pytestmark = pytest.mark.usefixtures("pinned_clock")
 FLAGGED = 0.95  # over the default threshold (0.7)
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(database_url, tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def storage(settings: Settings) -> LocalStorage:
-    return LocalStorage(settings.resolved_storage_dir)
-
-
-@pytest.fixture
-def queue() -> RecordingQueue:
-    return RecordingQueue()
 
 
 async def configure(sessions, settings: Settings, origin: Origin, **changes: object) -> None:  # type: ignore[no-untyped-def]

@@ -23,39 +23,27 @@ from sojourn.services.moderation import (
 )
 from sojourn.services.moderation.audit_log import AuditAction
 from sojourn.services.submission import Origin
-from sojourn.settings import ModerationSettings, SafetyMode, Settings
-from sojourn.storage import LocalStorage
+from sojourn.settings import ModerationSettings, SafetyMode
 from sojourn.word_filter import WordAction
 from tests.services.moderation_helpers import (
-    RecordingQueue,
     finished_job,
     imagine,
     ledger_of,
     log_lines,
     log_of,
-    make_settings,
     moderator,
     new_id,
     new_server,
+    queue,
+    settings,
     snapshot,
+    storage,
 )
 
+__all__ = ["queue", "settings", "storage"]  # the shared fixtures (`moderation_helpers`)
+
+
 pytestmark = pytest.mark.usefixtures("pinned_clock")
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(database_url, tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def storage(settings: Settings) -> LocalStorage:
-    return LocalStorage(settings.resolved_storage_dir)
-
-
-@pytest.fixture
-def queue() -> RecordingQueue:
-    return RecordingQueue()
 
 
 # -- settings -----------------------------------------------------------------------------------

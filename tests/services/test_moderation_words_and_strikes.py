@@ -17,12 +17,9 @@ from sojourn.services import submission, users
 from sojourn.services.buttons import Press, press_button
 from sojourn.services.moderation import server_settings, strikes, words
 from sojourn.services.submission import Origin
-from sojourn.settings import Settings
-from sojourn.storage import LocalStorage
 from sojourn.word_filter import WordAction, rule_problem
 from tests.services.moderation_helpers import (
     DAILY_FREE,
-    RecordingQueue,
     balance_of,
     finished_job,
     imagine,
@@ -30,29 +27,19 @@ from tests.services.moderation_helpers import (
     ledger_of,
     log_lines,
     log_of,
-    make_settings,
     moderator,
     new_id,
     new_server,
+    queue,
+    settings,
+    storage,
     strikes_of,
 )
 
+__all__ = ["queue", "settings", "storage"]  # the shared fixtures (`moderation_helpers`)
+
+
 pytestmark = pytest.mark.usefixtures("pinned_clock")
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(database_url, tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def storage(settings: Settings) -> LocalStorage:
-    return LocalStorage(settings.resolved_storage_dir)
-
-
-@pytest.fixture
-def queue() -> RecordingQueue:
-    return RecordingQueue()
 
 
 async def submit(sessions, settings, queue, origin: Origin, user_id: int, text: str) -> list[Job]:  # type: ignore[no-untyped-def]
