@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -26,6 +27,8 @@ from sojourn.storage import make_storage
 
 log = logging.getLogger(__name__)
 
+DATABASE_CONNECTIONS = 10  # the engine's pool (and as many again in overflow)
+
 
 class SojournBot(commands.AutoShardedBot):
     """Sharded from the start: `SOJOURN_BOT__SHARD_COUNT` (or Discord's recommendation) decides how many."""
@@ -46,9 +49,13 @@ class SojournBot(commands.AutoShardedBot):
         )
         self.settings = settings
         self.rules = PromptRules.from_settings(settings)
-        self.engine = make_engine(settings.resolved_database_url, pool_size=10)
+        self.engine = make_engine(settings.resolved_database_url, pool_size=DATABASE_CONNECTIONS)
         self.sessions = make_sessionmaker(self.engine)
         self.queue = queue
+        # /imagine's work after its deferral, at most this many at once: the rest wait their turn
+        # without touching the event loop, which stays free to defer the next interactions.
+        self.submission_slots = asyncio.Semaphore(DATABASE_CONNECTIONS)
+        self._frozen = False  # `gc.freeze()` done (at the first `on_ready`)
         self.storage = make_storage(settings)
         self.instrumentation = instrumentation or Instrumentation()
         self.delivery = Delivery(
@@ -70,6 +77,15 @@ class SojournBot(commands.AutoShardedBot):
         self.events.start()
         self.delivery.start()
         self.metrics = serve_bot_metrics(self.settings)
+
+    async def on_ready(self) -> None:
+        # Startup and the guild caches are long-lived: frozen, the collector stops walking them.
+        # Unfrozen, a full collection during a burst of commands walked ~600k objects in one
+        # 300 ms pause that every pending interaction waited out (BENCHMARKS.md, "Defer path").
+        # Once: a reconnection's `on_ready` would freeze whatever garbage is about by then.
+        if not self._frozen:
+            gc.freeze()
+            self._frozen = True
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         # Every command, button, menu and modal passes here; the web gallery shows who made what.

@@ -37,7 +37,7 @@ class Imagine(commands.Cog):
         # mistake in the prompt is answered privately too: the public message is the bot's own.
         await interaction.response.defer(ephemeral=True, thinking=True)
         self.bot.instrumentation.mark("deferred", interaction.id)
-        async with user_errors_as_replies(interaction):
+        async with self.bot.submission_slots, user_errors_as_replies(interaction):
             confirmation = await submit_imagine(self.bot, interaction, prompt, image)
             try:
                 await interaction.followup.send(confirmation, ephemeral=True)
