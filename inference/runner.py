@@ -36,6 +36,7 @@ from sojourn.queue import CeleryJobQueue, JobQueue
 from sojourn.services import fair_share, lifecycle
 from sojourn.services.moderation import review
 from sojourn.services.recovery import OUT_OF_TRIES
+from sojourn.services.results import shown_index_of
 from sojourn.services.submission import enqueue_jobs
 from sojourn.services.workers import WorkerProcess
 from sojourn.settings import Settings
@@ -244,7 +245,7 @@ class JobRunner:
     ) -> list[lifecycle.StoredImage]:
         seeds = spec.image_seeds()
         metadata = {"job_id": str(job.id), "spec": job.spec}
-        shown = 0 if spec.images > 1 else 1  # the grid; a single image (an upscale) has none
+        shown = shown_index_of(job)  # the image whose thumbnail the web gallery shows
 
         def save(
             index: int, image: Image.Image, key: str, seed: int | None, score: float | None

@@ -74,9 +74,14 @@ def placement_of(job: Job) -> Placement:
     return "single" if is_single_image(job) else "grid"
 
 
+def shown_index_of(job: Job) -> int:
+    """The image a result shows (its message, the galleries' tile): the grid, or an upscale's one image."""
+    return 1 if is_single_image(job) else 0
+
+
 def display_key_of(job: Job) -> str | None:
     """What a result message shows: the grid, or the one image of a single-image job (an upscale)."""
-    shown = 1 if is_single_image(job) else 0
+    shown = shown_index_of(job)
     return next((image.storage_key for image in job.images if image.index == shown), None)
 
 

@@ -93,7 +93,8 @@ def likes_as_of(as_of: dt.datetime) -> ColumnElement[int]:
 
 
 def shown_index(kind: SortKey) -> ColumnElement[int]:
-    """The index of the image a result of this kind shows: its grid (0), or an upscale's one image."""
+    """`sojourn.services.results.shown_index_of` in SQL, read from the job's kind (an upscale is the
+    one single-image kind), which needs no JSON in the gallery's query."""
     return case((kind == JobKind.UPSCALE, 1), else_=0)
 
 
