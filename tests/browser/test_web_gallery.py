@@ -8,11 +8,8 @@ from __future__ import annotations
 import colorsys
 import datetime as dt
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PIL import Image as PILImage
 from PIL import ImageDraw
 from playwright.async_api import ConsoleMessage, Page
@@ -23,7 +20,19 @@ from sojourn.clock import utcnow
 from sojourn.services.profiles import remember_profile
 from tests.conftest import create_migrated_database
 from tests.services.gallery_helpers import like, new_id
-from tests.web.web_helpers import make_visible_result, served, store_picture, web_settings
+from tests.web.web_helpers import (
+    data_dir,
+    make_visible_result,
+    served,
+    site,
+    storage_dir,
+    store_picture,
+    web_settings,
+    word,
+)
+
+__all__ = ["data_dir", "site", "storage_dir"]  # the shared fixtures (`web_helpers`)
+
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -32,26 +41,6 @@ HOSTILE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 EXACT = 'a "lighthouse" at dusk <glow> & fog, café ✨ --ar 16:9'
 # The thumbnails load lazily: wait until every one in view has.
 ALL_LOADED = "() => Array.from(document.images).every(img => img.complete && img.naturalWidth > 0)"
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("web-browser")
-
-
-@pytest.fixture(scope="module")
-def storage_dir(data_dir: Path) -> Path:
-    return data_dir / "images"
-
-
-@pytest.fixture(scope="module")
-def site(database_url: str, data_dir: Path) -> Iterator[str]:
-    with served(web_settings(database_url, data_dir)) as url:
-        yield url
-
-
-def word() -> str:
-    return f"w{uuid.uuid4().hex[:10]}"
 
 
 def csp_violations(page: Page) -> list[str]:

@@ -6,7 +6,6 @@ import datetime as dt
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,33 +17,24 @@ from db.models import Job
 from sojourn.clock import utcnow
 from sojourn.services.profiles import remember_profile
 from tests.services.gallery_helpers import hold, like, new_id, turn_web_gallery
-from tests.web.web_helpers import fetch, make_visible_result, served, store_picture, web_settings
+from tests.web.web_helpers import (
+    data_dir,
+    fetch,
+    make_visible_result,
+    served,
+    site,
+    storage_dir,
+    store_picture,
+    web_settings,
+    word,
+)
 from web.app import CSP
 from web.ratelimit import TokenBuckets
 
+__all__ = ["data_dir", "site", "storage_dir"]  # the shared fixtures (`web_helpers`)
+
 AVATAR = "https://cdn.discordapp.com/avatars/80351110224678912/1a2b3c4d5e6f.png?size=128"
 XSS = '<script>window.__xss=1</script> "><img src=x onerror="window.__xss=2">'
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("web")
-
-
-@pytest.fixture(scope="module")
-def storage_dir(data_dir: Path) -> Path:
-    return data_dir / "images"
-
-
-@pytest.fixture(scope="module")
-def site(database_url: str, data_dir: Path) -> Iterator[str]:
-    with served(web_settings(database_url, data_dir)) as url:
-        yield url
-
-
-def word() -> str:
-    """A word no other test's prompt has, to find one test's results by search."""
-    return f"w{uuid.uuid4().hex[:10]}"
 
 
 async def test_home_shows_public_results_with_their_images(

@@ -13,6 +13,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -88,3 +89,26 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> Reply:
             return Reply(response.status, response.headers, response.read())
     except urllib.error.HTTPError as error:
         return Reply(error.code, error.headers, error.read())
+
+
+# The fixtures the HTTP and the browser tests share: import them by name (pytest finds them there).
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("web")
+
+
+@pytest.fixture(scope="module")
+def storage_dir(data_dir: Path) -> Path:
+    return data_dir / "images"
+
+
+@pytest.fixture(scope="module")
+def site(database_url: str, data_dir: Path) -> Iterator[str]:
+    """The gallery on the module's database and folder, served as `sojourn web` serves it."""
+    with served(web_settings(database_url, data_dir)) as url:
+        yield url
+
+
+def word() -> str:
+    """A word no other test's prompt has, to find one test's results by search."""
+    return f"w{uuid.uuid4().hex[:10]}"
