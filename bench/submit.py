@@ -53,7 +53,7 @@ async def main() -> None:
     await upgrade_async(database_url)
     redis_url = os.environ["SOJOURN_TEST_REDIS_URL"].rsplit("/", 1)[0] + "/9"
     settings = Settings(database_url=database_url, redis_url=redis_url)
-    engine = make_engine(database_url, pool_size=args.concurrent // 2)
+    engine = make_engine(database_url)  # the pool a bot process has
     sessions = make_sessionmaker(engine)
     queue = CeleryJobQueue(make_celery(settings))
     rules = PromptRules.from_settings(settings)

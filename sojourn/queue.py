@@ -15,6 +15,8 @@ import asyncio
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
+from sojourn.batching import Coalescer
+
 if TYPE_CHECKING:
     from celery import Celery
 
@@ -44,19 +46,36 @@ class BrokerCensus(Protocol):
 
 
 class CeleryJobQueue:
-    """Sends the render task by name, with the job id and its dispatch only."""
+    """Sends the render task by name, with the job id and its dispatch only.
+
+    kombu's publish blocks, so messages are sent from a thread; the messages of concurrent
+    `enqueue` calls share one trip there (`Coalescer`), each still sent on its own.
+    """
 
     def __init__(self, app: Celery) -> None:
         self._app = app
+        self._sender: Coalescer[tuple[uuid.UUID, str, int], Exception | None] = Coalescer(self._send_all)
 
     async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
-        queue = mode if mode in QUEUES else "fast"
-        # kombu's publish blocks; keep the event loop free while it talks to the broker.
-        await asyncio.to_thread(
-            self._app.send_task,
-            RENDER_TASK,
-            args=[str(job_id), dispatch],
-            queue=queue,
-            task_id=message_id(job_id, dispatch),
-            priority=RESENT_JOB_PRIORITY if dispatch > 0 else NEW_JOB_PRIORITY,
-        )
+        (failure,) = await self._sender.submit([(job_id, mode, dispatch)])
+        if failure is not None:
+            raise failure
+
+    async def _send_all(self, messages: list[tuple[uuid.UUID, str, int]]) -> list[Exception | None]:
+        return await asyncio.to_thread(self._send_in_order, messages)
+
+    def _send_in_order(self, messages: list[tuple[uuid.UUID, str, int]]) -> list[Exception | None]:
+        """Send each message; after a failure (the broker is down) the rest fail with it, unsent,
+        rather than each waiting out the same outage. The recovery sweep resends them all."""
+        for sent, (job_id, mode, dispatch) in enumerate(messages):
+            try:
+                self._app.send_task(
+                    RENDER_TASK,
+                    args=[str(job_id), dispatch],
+                    queue=mode if mode in QUEUES else "fast",
+                    task_id=message_id(job_id, dispatch),
+                    priority=RESENT_JOB_PRIORITY if dispatch > 0 else NEW_JOB_PRIORITY,
+                )
+            except Exception as error:
+                return [None] * sent + [error] * (len(messages) - sent)
+        return [None] * len(messages)

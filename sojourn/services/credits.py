@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Insert, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +25,141 @@ from sojourn.errors import InsufficientCredits
 def _insert_ignoring_duplicates(session: AsyncSession):  # type: ignore[no-untyped-def]
     dialect = session.get_bind().dialect.name
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user's row as a submission needs it, read under the row's lock (`lock_account`)."""
+
+    user_id: int
+    balance: int
+    daily_grant_on: dt.date | None
+    defaults: dict[str, Any]
+    prefer_options: dict[str, str]
+    prefer_suffix: str
+
+    def daily_grant_due(self, amount: int, today: dt.date) -> int:
+        """Today's free credits if this account has not had them yet, else 0."""
+        if amount <= 0 or (self.daily_grant_on is not None and self.daily_grant_on >= today):
+            return 0
+        return amount
+
+    def require(self, needed: int, daily_free: int, today: dt.date) -> None:
+        """Raise `InsufficientCredits` unless the balance, with today's credits if due, covers `needed`."""
+        available = self.balance + self.daily_grant_due(daily_free, today)
+        if available < needed:
+            raise InsufficientCredits(needed=needed, balance=available)
+
+
+_ACCOUNT_COLUMNS = (
+    User.balance,
+    User.daily_grant_on,
+    User.defaults,
+    User.prefer_options,
+    User.prefer_suffix,
+)
+
+
+async def lock_account(session: AsyncSession, user_id: int) -> Account:
+    """The user's row (created on first sight), locked until the transaction ends.
+
+    One round trip for a known user. The lock serialises the user's submissions, bans and grants
+    across processes: whatever is read after it (active jobs, bans) stays true until the commit.
+    """
+    locked = select(*_ACCOUNT_COLUMNS).where(User.id == user_id).with_for_update()
+    row = (await session.execute(locked)).one_or_none()
+    if row is None:
+        insert_user = _insert_ignoring_duplicates(session)(User).values(id=user_id, defaults={}, balance=0)
+        await session.execute(insert_user.on_conflict_do_nothing())
+        row = (await session.execute(locked)).one()
+    return Account(
+        user_id=user_id,
+        balance=row.balance,
+        daily_grant_on=row.daily_grant_on,
+        defaults=row.defaults or {},
+        prefer_options=row.prefer_options or {},
+        prefer_suffix=row.prefer_suffix or "",
+    )
+
+
+async def hold_for_jobs(
+    session: AsyncSession,
+    account: Account,
+    holds: Sequence[tuple[uuid.UUID, int]],
+    *,
+    daily_free: int,
+    today: dt.date,
+    insert_jobs: Insert | None = None,
+) -> int:
+    """Grant today's free credits if due, then hold each job's cost; returns the new balance.
+
+    `account` must be locked in this transaction (`lock_account`). `insert_jobs`: the statement
+    inserting the jobs the holds are for, run first (on Postgres, in the same statement). Raises
+    `InsufficientCredits` (the caller's transaction rolls back: nothing granted, nothing held).
+    """
+    needed = sum(cost for _, cost in holds)
+    account.require(needed, daily_free, today)
+    daily = account.daily_grant_due(daily_free, today)
+    now = utcnow()
+
+    def entry(amount: int, kind: LedgerKind, key: str, job_id: uuid.UUID | None) -> dict[str, Any]:
+        return {
+            "user_id": account.user_id,
+            "amount": amount,
+            "kind": kind,
+            "idempotency_key": key,
+            "job_id": job_id,
+            "note": "",
+            "created_at": now,
+        }
+
+    # The day's grant first (the ledger reads in order), keyed by the day; each hold by its new job.
+    entries = (
+        [entry(daily, LedgerKind.DAILY, f"daily:{account.user_id}:{today.isoformat()}", None)]
+        if daily
+        else []
+    )
+    entries += [entry(-cost, LedgerKind.HOLD, f"hold:{job_id}", job_id) for job_id, cost in holds]
+    if not entries:
+        return account.balance
+    ledger, users = LedgerEntry.table(), User.table()
+    write_entries = (
+        _insert_ignoring_duplicates(session)(ledger)
+        .values(entries)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(ledger.c.amount)
+    )
+    grant_day = {"daily_grant_on": today} if daily else {}
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement, one round trip: the jobs, their entries, and the balance moved by the
+        # entries written (a day's grant already in the ledger moves nothing, and then the holds
+        # must fit the balance alone, or no row is updated).
+        written = write_entries.cte("written")
+        moved = select(func.coalesce(func.sum(written.c.amount), 0)).scalar_subquery()
+        statement = (
+            update(users)
+            .where(users.c.id == account.user_id, users.c.balance + moved >= 0)
+            .values(balance=users.c.balance + moved, **grant_day)
+            .returning(users.c.balance)
+        )
+        if insert_jobs is not None:
+            statement = statement.add_cte(insert_jobs.cte("inserted_jobs"))
+        balance = await session.scalar(statement)
+        if balance is None:
+            raise InsufficientCredits(needed=needed, balance=account.balance)
+        return balance
+    # SQLite: the same writes, one statement each.
+    if insert_jobs is not None:
+        await session.execute(insert_jobs)
+    moved = sum((await session.execute(write_entries)).scalars())
+    if account.balance + moved < 0:  # the day's grant was already in the ledger
+        raise InsufficientCredits(needed=needed, balance=account.balance)
+    await session.execute(
+        update(users)
+        .where(users.c.id == account.user_id)
+        .values(balance=users.c.balance + moved, **grant_day)
+    )
+    return account.balance + moved
 
 
 async def ensure_user(session: AsyncSession, user_id: int) -> User:

@@ -8,17 +8,19 @@ sweep (`sojourn.services.recovery`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import ACTIVE_STATUSES, Job, JobKind, JobStatus, LedgerKind
+from db.models import ACTIVE_STATUSES, Job, JobKind, JobStatus
+from sojourn.batching import Coalescer
 from sojourn.clock import today, utcnow
 from sojourn.errors import PromptBlocked, TooManyJobs
 from sojourn.prompt import PromptError, PromptRules, parse_prompt, to_canonical
@@ -132,13 +134,13 @@ async def insert_prompt_jobs(
     """`submit_prompt`'s work inside the caller's transaction: the jobs are inserted and held, not
     sent. Raises `words.WordsBlocked` (the caller records the strike) or a `UserError`."""
     rules = rules or PromptRules.from_settings(settings)
-    user = await credits.ensure_user(session, user_id)
-    await bans.check_not_banned(session, user_id, origin.guild_id)
+    standing = await lock_standing(session, user_id, origin.guild_id)
     if check_channel:
         server = await server_moderation(session, settings.moderation, origin.guild_id)
         check_imagine_channel(server, origin.channel_id)
-    expanded = expand_prompt(text, user.prefer_options or {}, user.prefer_suffix or "")
-    specs = parse_prompt(expanded, rules, defaults=defaults_as_parameters(user.defaults))
+    account = standing.account
+    expanded = expand_prompt(text, account.prefer_options, account.prefer_suffix)
+    specs = parse_prompt(expanded, rules, defaults=defaults_as_parameters(account.defaults))
     for spec in specs:
         check_image_prompt(spec, has_image=image_key is not None)
     texts = [expanded, *(piece for spec in specs for piece in words.spec_texts(spec))]
@@ -146,7 +148,7 @@ async def insert_prompt_jobs(
         session, settings.moderation, origin.guild_id, texts, excused=excused
     )
     jobs = _plan_jobs(settings, user_id, specs, image_key, origin)
-    await hold_and_insert(session, settings, user_id, jobs)
+    await hold_and_insert(session, settings, user_id, jobs, standing=standing)
     await words.log_warnings(
         session, warnings, guild_id=origin.guild_id, user_id=user_id, job_ids=[job.id for job in jobs]
     )
@@ -200,6 +202,8 @@ def new_job(user_id: int, kind: JobKind, spec: JobSpec, cost: int, origin: Origi
         spec=spec.model_dump(mode="json"),
         status=JobStatus.QUEUED,
         cost=cost,
+        progress=0,
+        attempts=0,
         dispatch=0,
         queued_at=utcnow(),
         guild_id=origin.guild_id,
@@ -212,55 +216,111 @@ def new_job(user_id: int, kind: JobKind, spec: JobSpec, cost: int, origin: Origi
     )
 
 
-async def hold_and_insert(
-    session: AsyncSession, settings: Settings, user_id: int, jobs: Sequence[Job]
-) -> None:
-    """Grant today's credits if due, hold the jobs' cost, check the limits, insert the jobs and holds."""
-    await credits.grant_daily_if_due(session, user_id, settings.credits.daily_free, today())
-    await credits.take_hold(session, user_id, sum(job.cost for job in jobs))  # locks the user's row
-    # Again under the lock: a ban committed since the first look is seen (see `bans`).
-    await bans.check_not_banned(session, user_id, jobs[0].guild_id if jobs else None)
-    await _check_job_limits(session, settings, user_id, adding=len(jobs))
-    session.add_all(jobs)
-    await session.flush()
-    for job in jobs:
-        await credits.record_entry(
-            session,
-            user_id=user_id,
-            amount=-job.cost,
-            kind=LedgerKind.HOLD,
-            key=f"hold:{job.id}",
-            job_id=job.id,
-            move_balance=False,
+@dataclass(frozen=True)
+class Standing:
+    """What a submission checks under the user's row lock: their account and active jobs."""
+
+    account: credits.Account
+    active_jobs: int  # queued or running
+
+
+async def lock_standing(session: AsyncSession, user_id: int, guild_id: int | None) -> Standing:
+    """Lock the user's row, then refuse a banned user and count their active jobs: two statements.
+
+    Read after the lock, both stay true until the commit: a ban, and a submission from another
+    process, take the same lock first (see `bans`).
+    """
+    account = await credits.lock_account(session, user_id)
+    banned, active = (
+        await session.execute(
+            select(
+                exists().where(*bans.bans_in_force(user_id, guild_id)),
+                select(func.count())
+                .select_from(Job)
+                .where(Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES))
+                .scalar_subquery(),
+            )
         )
+    ).one()
+    if banned:
+        await bans.check_not_banned(session, user_id, guild_id)  # loads the ban, for its reason and end
+    return Standing(account, active or 0)
 
 
-async def _check_job_limits(session: AsyncSession, settings: Settings, user_id: int, adding: int) -> None:
-    active = await session.scalar(
-        select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES))
-    )
+async def hold_and_insert(
+    session: AsyncSession,
+    settings: Settings,
+    user_id: int,
+    jobs: Sequence[Job],
+    *,
+    standing: Standing | None = None,
+) -> None:
+    """Check the credits and the limits, insert the jobs, grant today's credits if due and hold the
+    jobs' cost. `standing`: from `lock_standing` in this transaction, if the caller took it."""
+    if standing is None:
+        standing = await lock_standing(session, user_id, jobs[0].guild_id if jobs else None)
+    daily_free, now = settings.credits.daily_free, today()
+    standing.account.require(sum(job.cost for job in jobs), daily_free, now)
     allowed = settings.limits.max_running_per_user + settings.limits.max_queued_per_user
-    if (active or 0) + adding > allowed:
-        raise TooManyJobs(active=active or 0, adding=adding, allowed=allowed)
+    if standing.active_jobs + len(jobs) > allowed:
+        raise TooManyJobs(active=standing.active_jobs, adding=len(jobs), allowed=allowed)
+    if not jobs:
+        return
+    await credits.hold_for_jobs(
+        session,
+        standing.account,
+        [(job.id, job.cost) for job in jobs],
+        daily_free=daily_free,
+        today=now,
+        # Core, not the ORM's unit of work: it costs more than the insert itself.
+        insert_jobs=insert(Job.table()).values([_job_row(job) for job in jobs]),
+    )
+
+
+def _job_row(job: Job) -> dict[str, object]:
+    """A new job's column values, as `new_job` set them (its attributes are named as its columns)."""
+    return {name: value for name, value in vars(job).items() if not name.startswith("_")}
 
 
 async def enqueue_jobs(
     sessions: async_sessionmaker[AsyncSession], queue: JobQueue, jobs: Sequence[Job]
 ) -> None:
-    """Send jobs to the queue, then note that they were sent (the recovery sweep resends the rest)."""
-    sent: list[uuid.UUID] = []
-    for job in jobs:
+    """Send jobs to the queue, then note that they were sent (the recovery sweep resends the rest).
+
+    Concurrent calls in one process share their trips to the broker and to the database (see
+    `sojourn.batching`): a burst of submissions sends and marks its jobs in a few batches.
+    """
+    outcomes = await asyncio.gather(
+        *(queue.enqueue(job.id, job.spec.get("mode", "fast"), job.dispatch) for job in jobs),
+        return_exceptions=True,
+    )
+    sent = [job.id for job, outcome in zip(jobs, outcomes, strict=True) if outcome is None]
+    failures = [outcome for outcome in outcomes if outcome is not None]
+    if failures:  # the broker is down: one line, not a traceback per job
+        log.warning(
+            "could not enqueue %d job(s) (%s); the recovery sweep will retry", len(failures), failures[0]
+        )
+    await _SENT_MARKS.submit([(sessions, job_id) for job_id in sent])
+
+
+async def _mark_sent(
+    sent: list[tuple[async_sessionmaker[AsyncSession], uuid.UUID]],
+) -> list[None]:
+    """One UPDATE per database for every job sent since the last one."""
+    by_database: dict[async_sessionmaker[AsyncSession], list[uuid.UUID]] = {}
+    for sessions, job_id in sent:
+        by_database.setdefault(sessions, []).append(job_id)
+    for sessions, job_ids in by_database.items():
         try:
-            await queue.enqueue(job.id, job.spec.get("mode", "fast"), job.dispatch)
-            sent.append(job.id)
-        except Exception as error:  # the broker is down: one line, not a traceback per job
-            log.warning("could not enqueue job %s (%s); the recovery sweep will retry", job.id, error)
-    if not sent:
-        return
-    try:
-        async with sessions.begin() as session:
-            await session.execute(update(Job).where(Job.id.in_(sent)).values(enqueued_at=utcnow()))
-    except (DBAPIError, OSError):
-        # The jobs are committed and their messages sent: the submission succeeded. Unmarked,
-        # they look unsent, and the sweep resends them; a worker runs one copy, once.
-        log.warning("could not mark %d jobs as sent; the recovery sweep will resend them", len(sent))
+            async with sessions.begin() as session:
+                await session.execute(
+                    update(Job.table()).where(Job.table().c.id.in_(job_ids)).values(enqueued_at=utcnow())
+                )
+        except (DBAPIError, OSError):
+            # The jobs are committed and their messages sent: the submissions succeeded. Unmarked,
+            # they look unsent, and the sweep resends them; a worker runs one copy, once.
+            log.warning("could not mark %d jobs as sent; the recovery sweep will resend them", len(job_ids))
+    return [None] * len(sent)
+
+
+_SENT_MARKS: Coalescer[tuple[async_sessionmaker[AsyncSession], uuid.UUID], None] = Coalescer(_mark_sent)

@@ -34,15 +34,18 @@ def _in_force(now: dt.datetime):  # type: ignore[no-untyped-def]
     return (Ban.lifted_at.is_(None), or_(Ban.ends_at.is_(None), Ban.ends_at > now))
 
 
-async def active_ban(session: AsyncSession, user_id: int, guild_id: int | None) -> Ban | None:
-    """The ban in force on the user here (one from every server counts too), latest ending first."""
+def bans_in_force(user_id: int, guild_id: int | None):  # type: ignore[no-untyped-def]
+    """The conditions of a ban in force on the user here (one from every server counts too)."""
     scope = (
         Ban.guild_id.is_(None) if guild_id is None else or_(Ban.guild_id.is_(None), Ban.guild_id == guild_id)
     )
+    return (Ban.user_id == user_id, scope, *_in_force(utcnow()))
+
+
+async def active_ban(session: AsyncSession, user_id: int, guild_id: int | None) -> Ban | None:
+    """The ban in force on the user here, latest ending first."""
     bans = (
-        await session.execute(
-            select(Ban).where(Ban.user_id == user_id, scope, *_in_force(utcnow())).order_by(Ban.id.desc())
-        )
+        await session.execute(select(Ban).where(*bans_in_force(user_id, guild_id)).order_by(Ban.id.desc()))
     ).scalars()
     found = list(bans)
     if not found:
