@@ -1,7 +1,10 @@
 """Submission latency: parse + credit hold + job insert + enqueue, on real Postgres + Redis.
 
 Run with `make bench`, or `scripts/with-services.sh .venv/bin/python bench/submit.py`.
-Prints median and p99 per job, one at a time and with 200 concurrent submissions.
+Prints, for users seen before (their row exists, today's credits given) and for first-time users:
+median and p99 per submission one at a time, the CPU time and the statements each costs, and the
+median and p99 of a burst of 200 concurrent submissions with its throughput. `--processes N`
+splits each burst over N submitting processes, started together at a barrier in Redis.
 """
 
 from __future__ import annotations
@@ -9,13 +12,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis
+from sqlalchemy import event
 
 from db.migrate import upgrade_async
 from db.session import make_engine, make_sessionmaker
@@ -27,6 +37,7 @@ from sojourn.settings import Settings
 from tests.conftest import create_database
 
 PROMPT = "a lighthouse in a storm --ar 16:9 --seed 7 --chaos 10 --no fog, people"
+KNOWN_USERS = 1_000  # ids 1..KNOWN_USERS are warmed up first; first-time users come after
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -37,9 +48,92 @@ def percentile(values: list[float], q: float) -> float:
 def describe(label: str, seconds: list[float]) -> None:
     ms = [s * 1000 for s in seconds]
     print(
-        f"{label:<34} n={len(ms):<4} median {statistics.median(ms):7.2f} ms   "
+        f"{label:<44} n={len(ms):<4} median {statistics.median(ms):7.2f} ms   "
         f"p99 {percentile(ms, 99):7.2f} ms   max {max(ms):7.2f} ms"
     )
+
+
+class Submitter:
+    """One process's engine (the pool a bot process has), queue and statement counter."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.resolved_database_url)
+        self.sessions = make_sessionmaker(self.engine)
+        self.queue = CeleryJobQueue(make_celery(settings))
+        self.rules = PromptRules.from_settings(settings)
+        self.statements = 0
+        event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_: object) -> None:
+        self.statements += 1
+
+    async def one(self, user_id: int) -> float:
+        started = time.perf_counter()
+        await submit_prompt(
+            self.sessions, self.settings, self.queue, user_id=user_id, text=PROMPT, rules=self.rules
+        )
+        return time.perf_counter() - started
+
+    async def burst(self, user_ids: list[int]) -> list[float]:
+        return list(await asyncio.gather(*(self.one(user_id) for user_id in user_ids)))
+
+
+async def one_at_a_time(submitter: Submitter, label: str, users: Iterator[int], count: int) -> None:
+    statements, cpu = submitter.statements, time.process_time()
+    seconds = [await submitter.one(next(users)) for _ in range(count)]
+    cpu_ms = (time.process_time() - cpu) / count * 1000
+    describe(f"one at a time, {label}", seconds)
+    print(
+        f"{'':<44} CPU {cpu_ms:5.2f} ms and "
+        f"{(submitter.statements - statements) / count:.1f} statements per submission"
+    )
+
+
+def bursts_in_processes(
+    settings: Settings, users: Iterator[int], concurrent: int, rounds: int, processes: int
+) -> tuple[list[float], list[float], float]:
+    """Each round's burst split over `processes` children; returns latencies, walls, CPU ms each."""
+    assert settings.redis_url is not None
+    broker = redis.Redis.from_url(settings.redis_url)
+    latencies: list[float] = []
+    walls: list[float] = []
+    cpu = 0.0
+    for _ in range(rounds):
+        barrier = f"bench-barrier:{uuid.uuid4()}"
+        shares = [[next(users) for _ in range(concurrent // processes)] for _ in range(processes)]
+        children = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--child", settings.model_dump_json(), barrier, json.dumps(share)],
+                stdout=subprocess.PIPE,
+            )
+            for share in shares
+        ]
+        for _ in children:
+            broker.blpop([f"{barrier}:ready"], 120)
+        broker.rpush(f"{barrier}:go", *([1] * processes))
+        reports = [json.loads(child.communicate()[0]) for child in children]
+        walls.append(max(report["wall"] for report in reports))  # the slowest process's burst
+        for report in reports:
+            latencies += report["latencies"]
+            cpu += report["cpu"]
+    return latencies, walls, cpu / (rounds * processes * (concurrent // processes)) * 1000
+
+
+async def child(settings_json: str, barrier: str, share: str) -> None:
+    """A submitting process of `--processes`: warm, wait at the barrier, submit its share at once."""
+    settings = Settings.model_validate_json(settings_json)
+    submitter = Submitter(settings)
+    for user_id in range(1, 11):  # connections, caches and the producer pool
+        await submitter.one(user_id)
+    broker = redis.Redis.from_url(settings.redis_url or "")
+    broker.rpush(f"{barrier}:ready", 1)
+    await asyncio.to_thread(broker.blpop, [f"{barrier}:go"], 120)
+    cpu, started = time.process_time(), time.perf_counter()
+    latencies = await submitter.burst(json.loads(share))
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(json.dumps({"latencies": latencies, "wall": wall, "cpu": cpu}))
+    await submitter.engine.dispose()
 
 
 async def main() -> None:
@@ -47,43 +141,47 @@ async def main() -> None:
     parser.add_argument("--sequential", type=int, default=300)
     parser.add_argument("--concurrent", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--processes", type=int, default=1, help="submitting processes sharing each burst")
     args = parser.parse_args()
 
     database_url = await create_database(os.environ["SOJOURN_TEST_DATABASE_URL"])
     await upgrade_async(database_url)
     redis_url = os.environ["SOJOURN_TEST_REDIS_URL"].rsplit("/", 1)[0] + "/9"
     settings = Settings(database_url=database_url, redis_url=redis_url)
-    engine = make_engine(database_url)  # the pool a bot process has
-    sessions = make_sessionmaker(engine)
-    queue = CeleryJobQueue(make_celery(settings))
-    rules = PromptRules.from_settings(settings)
-    users = itertools.count(1)
+    submitter = Submitter(settings)
+    known = itertools.cycle(range(1, KNOWN_USERS + 1))
+    first_timers = itertools.count(KNOWN_USERS + 1)
 
-    async def one() -> float:
-        started = time.perf_counter()
-        await submit_prompt(sessions, settings, queue, user_id=next(users), text=PROMPT, rules=rules)
-        return time.perf_counter() - started
+    for user_id in range(1, KNOWN_USERS + 1):  # every known user's row and today's credits
+        await submitter.one(user_id)
+    await one_at_a_time(submitter, "users seen before", known, args.sequential)
+    await one_at_a_time(submitter, "first-time users", first_timers, args.sequential)
 
-    for _ in range(20):  # warm connections, caches and the Celery producer pool
-        await one()
-
-    sequential = [await one() for _ in range(args.sequential)]
-    describe("one at a time", sequential)
-
-    burst: list[float] = []
-    walls: list[float] = []
-    for _ in range(args.rounds):
-        started = time.perf_counter()
-        burst += await asyncio.gather(*(one() for _ in range(args.concurrent)))
-        walls.append(time.perf_counter() - started)
-    describe(f"{args.concurrent} concurrent (x{args.rounds} rounds)", burst)
-    throughput = args.concurrent / statistics.median(walls)
+    if args.processes == 1:
+        latencies: list[float] = []
+        walls: list[float] = []
+        cpu = time.process_time()
+        for _ in range(args.rounds):
+            started = time.perf_counter()
+            latencies += await submitter.burst([next(known) for _ in range(args.concurrent)])
+            walls.append(time.perf_counter() - started)
+        cpu_ms = (time.process_time() - cpu) / (args.rounds * args.concurrent) * 1000
+    else:
+        latencies, walls, cpu_ms = bursts_in_processes(
+            settings, known, args.concurrent, args.rounds, args.processes
+        )
+    label = f"{args.concurrent} concurrent, {args.processes} process(es) (x{args.rounds})"
+    describe(label, latencies)
     print(
-        f"{'burst throughput':<34} {throughput:7.0f} submissions/s "
-        f"(median round wall {statistics.median(walls) * 1000:.0f} ms)"
+        f"{'burst throughput':<44} {args.concurrent / statistics.median(walls):7.0f} submissions/s "
+        f"(median round wall {statistics.median(walls) * 1000:.0f} ms; "
+        f"CPU {cpu_ms:.2f} ms per submission in the submitting process)"
     )
-    await engine.dispose()
+    await submitter.engine.dispose()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:2] == ["--child"]:
+        asyncio.run(child(*sys.argv[2:5]))
+    else:
+        asyncio.run(main())

@@ -266,14 +266,10 @@ async def hold_and_insert(
         raise TooManyJobs(active=standing.active_jobs, adding=len(jobs), allowed=allowed)
     if not jobs:
         return
+    # Core, one executemany: the ORM's unit of work cost more than the insert itself.
+    await session.execute(insert(Job.table()), [_job_row(job) for job in jobs])
     await credits.hold_for_jobs(
-        session,
-        standing.account,
-        [(job.id, job.cost) for job in jobs],
-        daily_free=daily_free,
-        today=now,
-        # Core, not the ORM's unit of work: it costs more than the insert itself.
-        insert_jobs=insert(Job.table()).values([_job_row(job) for job in jobs]),
+        session, standing.account, [(job.id, job.cost) for job in jobs], daily_free=daily_free, today=now
     )
 
 
