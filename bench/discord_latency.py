@@ -92,9 +92,11 @@ async def burst(env: simcord.Env, timings: Instrumentation, count: int) -> None:
         f"arrival → defer, {count} simultaneous /imagine", [deferred[i][0] - arrivals[i] for i in arrivals]
     )
     posted = timings.marks["waiting_posted"]
+    shown = [when - started for when, _ in posted.values()]
     print(
-        f"{'':<52} all {count} submitted, charged and shown (Waiting to start…) in {settled:.2f} s; "
-        f"{len(posted)} waiting messages"
+        f"{'':<52} {len(posted)} waiting messages (Waiting to start…) posted: half by "
+        f"{statistics.median(shown):.2f} s, the last {max(shown):.2f} s after the first arrival; "
+        f"the bot idle again after {settled:.2f} s"
     )
 
 

@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import io
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
@@ -37,6 +38,7 @@ from bot.messages import JobCard
 from bot.throttle import LatestOnlyThrottle
 from bot.uploads import HELD_FILENAME, blurred_preview, grid_upload, upload_stem
 from db.models import FINAL_STATUSES, HoldStatus, Job, JobStatus
+from sojourn.batching import Coalescer
 from sojourn.clock import utcnow
 from sojourn.events import JobEvent
 from sojourn.metrics import observe_delivery
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 FINAL_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
 NOT_OURS_MEMORY = 4096  # job ids known to have no Discord message (e.g. `sojourn render`'s)
 MESSAGE_GONE = 10008  # Discord's code for a deleted message
+# Seconds a waiting message's ETA reuses the typical job duration read for an earlier one.
+TYPICAL_DURATION_REFRESH = 10.0
 
 T = TypeVar("T")
 
@@ -112,6 +116,9 @@ class Delivery:
         self._posting: set[uuid.UUID] = set()  # submitted by /imagine, waiting message not posted yet
         self._not_ours: OrderedDict[uuid.UUID, None] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._typical: tuple[float, float] | None = None  # (seconds, when it was read), see below
+        # A burst's waiting messages are recorded in a few statements, not one transaction each.
+        self._record_messages: Coalescer[tuple[uuid.UUID, int], None] = Coalescer(self._record)
         # At start-up (results that ended while the bot was down), then every few seconds.
         self._sweeper = tasks.loop(
             seconds=self.settings.delivery_sweep_interval, name="sojourn-delivery-sweep"
@@ -210,14 +217,20 @@ class Delivery:
         try:
             async with tracked.lock:
                 async with self.sessions() as session:
-                    outcome = await delivery_service.outcome_of(session, job.id)
-                    if outcome is None or outcome.job.delivered_at is not None:
+                    current = await session.get(Job, job.id)
+                    if current is None or current.delivered_at is not None:
                         return
-                    current = outcome.job
-                    estimate = await queue_info.estimate_for(  # None once it started
-                        session, current, default_seconds=self.settings.default_eta_seconds
-                    )
-                if current.status in FINAL_STATUSES:  # it ended before it was even shown
+                    outcome, estimate = None, None
+                    if current.status in FINAL_STATUSES:  # it ended before it was even shown
+                        outcome = await delivery_service.outcome_of(session, job.id)
+                    else:
+                        estimate = await queue_info.estimate_for(  # None once it started
+                            session,
+                            current,
+                            default_seconds=self.settings.default_eta_seconds,
+                            typical=await self._typical_duration(session),
+                        )
+                if outcome is not None:
                     self._posting.discard(job.id)
                     await self._deliver_locked(tracked, outcome, new_message_channel=channel)
                     return
@@ -238,12 +251,25 @@ class Delivery:
                     return
                 tracked.message_id = message.id
                 self.instrumentation.mark("waiting_posted", job.id)
-                async with self.sessions.begin() as session:
-                    await delivery_service.record_message(session, job.id, message.id)
+                await self._record_messages.submit([(job.id, message.id)])
                 tracked.throttle.sent_now()
         finally:
             self._posting.discard(job.id)
         tracked.throttle.kick()  # progress that arrived before the message existed
+
+    async def _typical_duration(self, session: AsyncSession) -> float:
+        """The ETA's typical job duration, read at most every `TYPICAL_DURATION_REFRESH` seconds:
+        a burst of waiting messages shares one read instead of a query each."""
+        now = time.monotonic()
+        if self._typical is None or now - self._typical[1] > TYPICAL_DURATION_REFRESH:
+            seconds = await queue_info.typical_duration(session, self.settings.default_eta_seconds)
+            self._typical = (seconds, now)
+        return self._typical[0]
+
+    async def _record(self, shown: list[tuple[uuid.UUID, int]]) -> list[None]:
+        async with self.sessions.begin() as session:
+            await delivery_service.record_messages(session, shown)
+        return [None] * len(shown)
 
     @staticmethod
     def _mention(tracked: _JobMessage) -> discord.AllowedMentions:

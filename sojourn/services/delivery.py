@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, exists, or_, select, true, update
+from sqlalchemy import ColumnElement, bindparam, exists, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -93,9 +93,14 @@ async def is_removed(session: AsyncSession, job_id: uuid.UUID) -> bool:
     return await session.scalar(select(Job.removed_at).where(Job.id == job_id)) is not None
 
 
-async def record_message(session: AsyncSession, job_id: uuid.UUID, message_id: int) -> None:
-    """Remember the bot's own message that shows this job (edited with the bot token, not a webhook)."""
-    await session.execute(update(Job).where(Job.id == job_id).values(message_id=message_id))
+async def record_messages(session: AsyncSession, shown: Sequence[tuple[uuid.UUID, int]]) -> None:
+    """Remember the bot's own message that shows each job (edited with the bot token, not a
+    webhook): one executemany for a burst's messages."""
+    jobs = Job.table()
+    await session.execute(
+        update(jobs).where(jobs.c.id == bindparam("job")).values(message_id=bindparam("message")),
+        [{"job": job_id, "message": message_id} for job_id, message_id in shown],
+    )
 
 
 async def job_with_images(session: AsyncSession, job_id: uuid.UUID) -> Job | None:

@@ -49,9 +49,15 @@ async def typical_duration(session: AsyncSession, default_seconds: float) -> flo
     return statistics.median(durations) if durations else default_seconds
 
 
-async def _queued_ahead(session: AsyncSession, job: Job) -> int:
+async def estimate_for(
+    session: AsyncSession, job: Job, *, default_seconds: float, typical: float | None = None
+) -> QueueEstimate | None:
+    """The queue position and ETA of a queued job (None once it has started)."""
+    if job.status != JobStatus.QUEUED:
+        return None
+    # One round trip: the jobs ahead of it in its queue, the jobs running and their workers.
     mode = job.spec.get("mode", "fast")
-    count = await session.scalar(
+    ahead = (
         select(func.count())
         .select_from(Job)
         .where(
@@ -59,33 +65,16 @@ async def _queued_ahead(session: AsyncSession, job: Job) -> int:
             Job.spec["mode"].as_string() == mode,
             (Job.queued_at < job.queued_at) | ((Job.queued_at == job.queued_at) & (Job.id < job.id)),
         )
+        .scalar_subquery()
     )
-    return int(count or 0)
-
-
-async def _running(session: AsyncSession) -> tuple[int, int]:
-    """Jobs running now, and the workers running them."""
-    running, workers = (
-        await session.execute(
-            select(func.count(), func.count(func.distinct(Job.worker_id))).where(
-                Job.status == JobStatus.RUNNING
-            )
-        )
-    ).one()
-    return int(running or 0), int(workers or 0)
-
-
-async def estimate_for(
-    session: AsyncSession, job: Job, *, default_seconds: float, typical: float | None = None
-) -> QueueEstimate | None:
-    """The queue position and ETA of a queued job (None once it has started)."""
-    if job.status != JobStatus.QUEUED:
-        return None
-    ahead = await _queued_ahead(session, job)
-    running, workers = await _running(session)
+    running = select(func.count(), func.count(func.distinct(Job.worker_id))).where(
+        Job.status == JobStatus.RUNNING
+    )
+    counts = running.add_columns(ahead)
+    running_now, workers, queued_ahead = (await session.execute(counts)).one()
     duration = typical if typical is not None else await typical_duration(session, default_seconds)
-    rounds = math.ceil((ahead + running) / max(workers, 1)) + 1
-    return QueueEstimate(position=ahead + 1, eta_seconds=rounds * duration)
+    rounds = math.ceil((queued_ahead + running_now) / max(workers, 1)) + 1
+    return QueueEstimate(position=queued_ahead + 1, eta_seconds=rounds * duration)
 
 
 def describe_eta(seconds: float) -> str:
