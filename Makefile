@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 # Extra pip arguments for the CPU build of torch (e.g. an index URL), used when there is no GPU.
 TORCH_CPU_ARGS ?=
 
-.PHONY: install run test test-dates fuzz lint bench clean
+.PHONY: install compiler run test test-dates fuzz lint bench clean
 
 install: $(VENV)/.installed
 
@@ -23,12 +23,17 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(VENV)/bin/sojourn run
 
-test: install
+# torch.compile on the CPU (tests/inference/test_performance_settings.py) builds C++ with g++.
+compiler:
+	command -v g++ >/dev/null || { SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq g++; }
+
+test: install compiler
 	scripts/with-services.sh $(PY) -m pytest -q
 
 # The whole suite with every process's clock moved a day, then a year ahead (Debian's faketime;
 # the servers keep the real time): no test may depend on the day it runs.
-test-dates: install
+test-dates: install compiler
 	command -v faketime >/dev/null || $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y -qq faketime
 	for shift in +1d +366d; do scripts/with-services.sh faketime -f $$shift $(PY) -m pytest -q || exit 1; done
 

@@ -1,19 +1,28 @@
-"""GPU throughput of a full-size SDXL job through the worker's own code path.
+"""GPU throughput of a full-size SDXL job through the worker's own code path, per GPU path setting.
 
 Measures the wall time of `inference.render.render_job_images` for a 4-image 1024×1024 grid at 30
-steps (SDXL base 1.0 + refiner 1.0 + the fp16-fix VAE), loaded by `ModelRegistry` as the worker loads them.
+steps (SDXL base 1.0 + refiner 1.0 + the fp16-fix VAE), loaded by `ModelRegistry` as the worker loads them,
+once per combination of the settings the worker applies at load time (`SOJOURN_DTYPE` and
+`SOJOURN_PERFORMANCE__*`, README "GPU path settings"): fp16 with SDPA (baseline), then bf16, fused QKV
+projections, channels_last and torch.compile one at a time, then all of them together.
 The models are the real architectures, built from their public configs (written out below) with random
 weights: the speed of a forward pass does not depend on the values of the weights. They are saved once with
-`save_pretrained` into a work folder (default /tmp/sdxl-random, about 13 GB) and reused by later runs.
+`save_pretrained` into a work folder (default /tmp/sdxl-random, about 13 GB, fp16) and reused by later runs.
 Nothing is downloaded.
 
-    python bench/gpu_sdxl.py                 # on a CUDA machine: build/reuse, 1 warm-up + 5 timed jobs
-    python bench/gpu_sdxl.py --compile --runs 10 --dtype bfloat16
+    python bench/gpu_sdxl.py                 # on a CUDA machine: every combination, 3 timed grids each
+    python bench/gpu_sdxl.py --combos baseline,bf16,fuse_qkv,channels_last --runs 5
+    python bench/gpu_sdxl.py --combos compile,all,all-autotune
     python bench/gpu_sdxl.py --check         # anywhere: build every model on the meta device and
                                              # compare parameter counts with the published sizes
 
-Prints each run's seconds, the median, images/s, s/image, peak GPU memory, and the ratio to the compute
-floor from /work/shared/NOTES-diffusers.md (~2.1 s for a 4-image grid on an H100 at ~800 TFLOP/s).
+Each combination loads a fresh registry, renders the grid's size once as the worker's warm-up does
+(`SOJOURN_PERFORMANCE__WARM_BUCKETS`: with compile on, that is the compile, and its seconds are the
+start-up cost per bucket), then times `--runs` grids. The table gives load and warm-up seconds, the median
+seconds per grid, the ratio to the compute floor from /work/shared/NOTES-diffusers.md (~2.1 s for a 4-image
+grid at ~800 TFLOP/s bf16, an H100's or an H200's) and the peak GPU memory. The default combinations should
+take about 8 minutes on an H100-class GPU once the models are saved (an estimate; not yet run on one):
+under a 10-minute limit per command, run them in two halves with --combos.
 Exit codes: 0 done, 1 a parameter count is off by more than 1 %, 2 no GPU (and no --check).
 """
 
@@ -341,6 +350,12 @@ def check() -> int:
     if missing:
         print(f"ModelRegistry lacks {missing}, which the benchmark uses")
         failed = True
+    if "performance" not in inspect.signature(ModelRegistry).parameters:
+        print("ModelRegistry takes no `performance` settings, which the combinations set")
+        failed = True
+    for name in COMBOS:
+        dtype_name, performance = combo_settings(name, 1024)  # raises on a field that no longer exists
+        print(f"combo {name:<14}{dtype_name:<10}{describe(performance)}")
     print(
         f"worker path: {ModelRegistry.__module__}.{ModelRegistry.__name__}, "
         f"render_job_images{tuple(params)}, "
@@ -351,7 +366,45 @@ def check() -> int:
     return 1 if failed else 0
 
 
-# --- The benchmark ------------------------------------------------------------------------------------
+# --- The benchmark ---------------------------------------------------------------------------------
+
+# Each combination: the dtype, and the `PerformanceSettings` fields that differ from the baseline's.
+BASELINE: dict[str, Any] = {"sdpa": True, "fuse_qkv": False, "channels_last": False, "compile": False}
+COMBOS: dict[str, tuple[str, dict[str, Any]]] = {
+    "baseline": ("float16", {}),
+    "bf16": ("bfloat16", {}),
+    "fuse_qkv": ("float16", {"fuse_qkv": True}),
+    "channels_last": ("float16", {"channels_last": True}),
+    "compile": ("float16", {"compile": True}),
+    # The worker's defaults with SOJOURN_DTYPE=bfloat16 and SOJOURN_PERFORMANCE__COMPILE=true.
+    "all": ("bfloat16", {"fuse_qkv": True, "channels_last": True, "compile": True}),
+    # The same, compiled in the slowest-to-compile mode (not in the default list: minutes more).
+    "all-autotune": (
+        "bfloat16",
+        {
+            "fuse_qkv": True,
+            "channels_last": True,
+            "compile": True,
+            "compile_mode": "max-autotune-no-cudagraphs",
+        },
+    ),
+}
+DEFAULT_COMBOS = ["baseline", "bf16", "fuse_qkv", "channels_last", "compile", "all"]
+
+
+def combo_settings(name: str, size: int) -> tuple[str, Any]:
+    """The dtype and the worker's `PerformanceSettings` of one combination, warming up `size`²."""
+    from sojourn.settings import PerformanceSettings
+
+    dtype_name, fields = COMBOS[name]
+    return dtype_name, PerformanceSettings(**{**BASELINE, **fields, "warm_buckets": [f"{size}x{size}"]})
+
+
+def describe(performance: Any) -> str:
+    on = [name for name in ("sdpa", "fuse_qkv", "channels_last") if getattr(performance, name)]
+    if performance.compile:
+        on.append(f"compile={performance.compile_mode}{'/dynamic' if performance.compile_dynamic else ''}")
+    return "+".join(on)
 
 
 def floor_seconds(steps: int, size: int) -> float:
@@ -377,56 +430,75 @@ def looks_degenerate(images: list[Any]) -> bool:
     return all(float(np.asarray(image).std()) == 0.0 for image in images)
 
 
-def bench(args: argparse.Namespace) -> int:
-    import diffusers
-    import transformers
-
-    from inference.devices import resolve_device, resolve_dtype
+def run_combo(name: str, paths: Any, device: torch.device, args: argparse.Namespace) -> dict[str, Any]:
+    """Load a fresh registry with the combination's settings, warm it up, time `args.runs` grids."""
+    from inference.devices import resolve_dtype
     from inference.models import ModelRegistry
     from inference.render import render_job_images
     from sojourn.spec import JobSpec, PromptPart
 
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-    device = resolve_device("cuda")
-    dtype = resolve_dtype(args.dtype, device)
-    paths = ensure_saved(Path(args.workdir), device, dtype)
-
+    dtype_name, performance = combo_settings(name, args.size)
+    dtype = resolve_dtype(dtype_name, device)
+    print(f"\n== {name}: {dtype_name}, {describe(performance)}", flush=True)
     torch.cuda.reset_peak_memory_stats()
-    registry = ModelRegistry(paths, device, dtype)
+    registry = ModelRegistry(paths, device, dtype, performance)
     with timed() as loading:
-        registry.preload()  # base, refiner (sharing bigG and the VAE) and the fp16-fix VAE, as a worker
-    print(f"load: {loading[0]:.1f} s ({dict(registry.load_counts)})")
+        _ = registry.refiner  # base, refiner (sharing bigG and the VAE) and the fp16-fix VAE, as a worker
+    registry.preload()  # the worker's warm-up: one short grid at the bucket (the compile, if on)
+    warm_up = sum(registry.warm_up_seconds.values())
+    print(f"load {loading[0]:.1f} s, warm-up {warm_up:.1f} s ({dict(registry.load_counts)})", flush=True)
     spec = JobSpec(
         prompt=(PromptPart(text=PROMPT),), seed=7, width=args.size, height=args.size, steps=args.steps
     )
-
-    def job() -> list[Any]:
-        return render_job_images(registry, spec, on_progress=None, is_cancelled=None, preview_every=5)
-
-    with timed() as first:
-        images = job()
-    print(f"warm-up job: {first[0]:.2f} s ({len(images)} images of {images[0].width}×{images[0].height})")
-    if looks_degenerate(images):
-        print("warning: every image is uniform (NaN/overflow from random weights?); timings still count")
-    if args.compile:
-        for unet in (registry.base.unet, registry.refiner.unet):
-            unet.compile()
-        with timed() as compiling:
-            job()
-        print(f"torch.compile of both UNets + job: {compiling[0]:.2f} s")
     loads = registry.load_count
-
     seconds = []
     for run in range(1, args.runs + 1):
         with timed() as took:
-            job()
+            images = render_job_images(registry, spec, on_progress=None, is_cancelled=None, preview_every=5)
         seconds.append(took[0])
         print(f"run {run}: {took[0]:.3f} s", flush=True)
-
+    if looks_degenerate(images):
+        print("warning: every image is uniform (NaN/overflow from random weights?); timings still count")
     if registry.load_count != loads:
         print(f"warning: models were reloaded during the timed runs ({dict(registry.load_counts)})")
-    median = statistics.median(seconds)
+    result = {
+        "combo": name,
+        "dtype": dtype_name,
+        "settings": describe(performance),
+        "load": loading[0],
+        "warm_up": warm_up,
+        "median": statistics.median(seconds),
+        "min": min(seconds),
+        "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+    }
+    del registry, images
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch._dynamo.reset()  # the next combination compiles its own graphs, within dynamo's limits
+    return result
+
+
+def bench(args: argparse.Namespace) -> int:
+    import diffusers
+    import transformers
+
+    from inference.devices import resolve_device
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    combos = args.combos.split(",")
+    unknown = [name for name in combos if name not in COMBOS]
+    if unknown:
+        print(f"unknown combination(s) {unknown}: choose from {', '.join(COMBOS)}")
+        return 2
+    started = time.perf_counter()
+    device = resolve_device("cuda")
+    paths = ensure_saved(Path(args.workdir), device, torch.float16)
+    results = []
+    for name in combos:
+        results.append(run_combo(name, paths, device, args))
+        print(f"({time.perf_counter() - started:.0f} s so far)", flush=True)
+
     floor = floor_seconds(args.steps, args.size)
     props = torch.cuda.get_device_properties(device)
     print()
@@ -436,29 +508,45 @@ def bench(args: argparse.Namespace) -> int:
         f"CUDA {torch.version.cuda}"
     )
     print(
-        f"job           {IMAGES_PER_JOB} images {args.size}×{args.size}, {args.steps} steps, {dtype}, "
-        f"compile {'on' if args.compile else 'off'}"
+        f"job           {IMAGES_PER_JOB} images {args.size}×{args.size}, {args.steps} steps, "
+        f"median of {args.runs} runs; floor {floor:.2f} s at {H100_TFLOPS:.0f} TFLOP/s (NOTES)"
     )
-    print(f"runs          {', '.join(f'{s:.3f}' for s in seconds)} s")
-    print(f"median        {median:.3f} s per grid (min {min(seconds):.3f}, max {max(seconds):.3f})")
-    print(f"throughput    {IMAGES_PER_JOB / median:.2f} images/s, {median / IMAGES_PER_JOB:.3f} s/image")
-    print(f"peak memory   {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB allocated")
-    print(
-        f"vs floor      {floor:.2f} s at {H100_TFLOPS:.0f} TFLOP/s (NOTES): {median / floor:.2f}× the floor, "
-        f"~{floor * H100_TFLOPS / median:.0f} TFLOP/s effective"
-    )
+    print()
+    columns = ["combination", "dtype", "settings", "load s", "warm-up s", "s/grid", "×floor", "peak GiB"]
+    rows = [
+        [
+            r["combo"],
+            r["dtype"],
+            r["settings"],
+            f"{r['load']:.1f}",
+            f"{r['warm_up']:.1f}",
+            f"{r['median']:.2f}",
+            f"{r['median'] / floor:.2f}",
+            f"{r['peak_gib']:.1f}",
+        ]
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
+    for row in [columns, ["-" * width for width in widths], *rows]:
+        print("| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |")
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="meta-device build + parameter counts only")
+    parser.add_argument(
+        "--combos",
+        default=",".join(DEFAULT_COMBOS),
+        help=f"comma-separated, from: {', '.join(COMBOS)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="timed grids per combination (the median is shown)"
+    )
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16")
     parser.add_argument("--workdir", default="/tmp/sdxl-random")
     parser.add_argument("--size", type=int, default=1024, help="width and height in pixels")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the UNets (after a warm-up)")
     args = parser.parse_args()
 
     if args.check:

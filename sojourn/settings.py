@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +40,52 @@ class ModelPaths(BaseModel):
 
     def are_local(self) -> bool:
         return all(Path(p).is_dir() for p in (self.base, self.refiner, self.unclip, self.vae))
+
+
+class PerformanceSettings(BaseModel):
+    """How the worker runs its models (`SOJOURN_PERFORMANCE__...`), applied when they load;
+    README: "GPU path settings". The precision is `SOJOURN_DTYPE`."""
+
+    # Attention through PyTorch's scaled_dot_product_attention (flash / memory-efficient kernels);
+    # off: diffusers' plain matmul-softmax processor, for comparison only.
+    sdpa: bool = True
+    # Query, key and value projections as one matmul (key and value, for cross-attention). The same
+    # arithmetic in one launch instead of three, and no extra memory (the fused weight is shared).
+    fuse_qkv: bool = True
+    # UNet and VAE convolutions in NHWC, the layout cuDNN's and oneDNN's fast kernels use.
+    channels_last: bool = True
+    # torch.compile the UNets and the VAE decoder: faster steps, minutes of compiling at start-up.
+    compile: bool = False
+    # "default" fuses the elementwise work around the convolutions and attention at a fraction of
+    # max-autotune's compile time; "max-autotune-no-cudagraphs" also tunes every matmul and
+    # convolution. CUDA graphs ("reduce-overhead", "max-autotune") would keep a graph, and its
+    # memory, per shape: every bucket, batch size and expert.
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
+        "default"
+    )
+    # False: one compiled graph per shape, each specialised (fastest); the buckets are a fixed set.
+    # True: one graph for every size, slower kernels, no recompiling for an unusual size.
+    compile_dynamic: bool = False
+    # Sizes ("WIDTHxHEIGHT") rendered once at start-up so that their first job is not the one
+    # that compiles. None: every aspect-ratio bucket when compiling, nothing otherwise.
+    warm_buckets: list[str] | None = None
+
+    @field_validator("warm_buckets")
+    @classmethod
+    def _sizes(cls, value: list[str] | None) -> list[str] | None:
+        for size in value or ():
+            width, _, height = size.lower().partition("x")
+            if not (width.isdigit() and height.isdigit() and int(width) % 8 == 0 and int(height) % 8 == 0):
+                raise ValueError(
+                    f"warm-up size {size!r} is not WIDTHxHEIGHT in multiples of 8, e.g. 1344x768"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _fusing_needs_sdpa(self) -> PerformanceSettings:
+        if self.fuse_qkv and not self.sdpa:
+            raise ValueError("SOJOURN_PERFORMANCE__FUSE_QKV runs on SDPA: set it false too, or keep SDPA on")
+        return self
 
 
 class Limits(BaseModel):
@@ -225,6 +272,7 @@ class Settings(BaseSettings):
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
     dtype: str = "auto"  # auto (fp16 on GPU, fp32 on CPU), float16, bfloat16, float32
     preview_every: int = 5  # publish a low-resolution preview every N denoising steps
+    performance: PerformanceSettings = PerformanceSettings()
 
     limits: Limits = Limits()
     credits: Credits = Credits()

@@ -7,6 +7,8 @@ import math
 # About one megapixel each, multiples of 64: the sizes SDXL was trained on.
 LANDSCAPE_BUCKETS = ((1152, 896), (1216, 832), (1344, 768), (1536, 640))
 SQUARE_BUCKET = (1024, 1024)
+# Every size a text-to-image job renders at: the square, then each landscape size and its portrait.
+ALL_BUCKETS = (SQUARE_BUCKET, *LANDSCAPE_BUCKETS, *((height, width) for width, height in LANDSCAPE_BUCKETS))
 MAX_RATIO = 4  # from 1:4 to 4:1
 
 

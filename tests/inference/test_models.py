@@ -43,9 +43,9 @@ def test_refiner_shares_the_second_text_encoder_and_vae(registry: ModelRegistry)
     assert registry.load_counts["refiner"] == 1 and registry.load_counts["base"] == 1
 
 
-def test_attention_runs_on_sdpa(registry: ModelRegistry) -> None:
+def test_attention_runs_on_sdpa_with_fused_projections_by_default(registry: ModelRegistry) -> None:
     for model in (registry.base.unet, registry.refiner.unet, registry.base.vae):
-        assert {type(p).__name__ for p in model.attn_processors.values()} <= {"AttnProcessor2_0"}
+        assert {type(p).__name__ for p in model.attn_processors.values()} <= {"FusedAttnProcessor2_0"}
 
 
 def test_image_prompts_use_img2img_built_from_the_base_without_new_weights(registry: ModelRegistry) -> None:
