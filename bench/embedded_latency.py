@@ -128,12 +128,14 @@ async def in_thread(settings: Settings) -> None:
     runner.load_models()
     warm = await submit(sessions, settings, NotSent(), 1, 300)
     await asyncio.to_thread(runner.run, warm[0])
+    await asyncio.to_thread(runner.wait_stored)
     probes = Probes(sessions, settings)
     probes.start()
     started = time.perf_counter()
     ids = await submit(sessions, settings, NotSent(), JOBS, 400)
     for job_id in ids:
         await asyncio.to_thread(runner.run, job_id)
+    await asyncio.to_thread(runner.wait_stored)
     wall = time.perf_counter() - started
     await probes.stop()
     report("thread", probes, wall)

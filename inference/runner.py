@@ -4,6 +4,13 @@ Everything here is per process and built once: settings, the database engine (on
 event loop, since Celery tasks are synchronous), storage, the event publisher, the model
 registry, whose pipelines `load_models` loads when the process starts (see `inference.tasks`), and
 the image safety check, which scores every rendered image before it is stored.
+
+Once a job's images are rendered and scored, one background thread of the runner encodes and
+stores them and ends the job, while the task returns and the worker renders the next job: the
+GPU does not wait for PNG encoding. The job stays RUNNING until its files are written and its
+success committed, so "succeeded" still means "stored"; a process that dies meanwhile leaves it
+RUNNING, for the recovery sweep to run again. At most one job waits there (`_hand_off`), and the
+worker process drains it before it exits (`close`, from `inference.tasks`).
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -58,19 +66,64 @@ TIMED_OUT = "the job took longer than this server allows; your credits were refu
 PROGRESS_WRITE_INTERVAL = 1.0  # seconds between progress rows written (events go out every step)
 
 
+class _Database:
+    """An engine on an event loop of its own, for one thread: asyncpg connections belong to the
+    loop that opened them, and Celery tasks are synchronous."""
+
+    def __init__(self, url: str, pool_size: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self.sessions = make_sessionmaker(make_engine(url, pool_size=pool_size))
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(coroutine)
+
+    def run_patiently(self, step: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run a database step, again and again while the database is unreachable (up to
+        `DATABASE_PATIENCE`): every step here is a conditional write, safe to repeat."""
+        deadline = time.monotonic() + DATABASE_PATIENCE
+        delay = 0.25
+        while True:
+            try:
+                return self.run(step())
+            except (DBAPIError, OSError) as error:
+                if time.monotonic() + delay > deadline:
+                    raise
+                if delay == 0.25:  # one line per outage
+                    log.warning("the database is unreachable (%s); retrying until it answers", error)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+@dataclass
+class _Rendered:
+    """A job whose images are rendered and scored, on its way to storage."""
+
+    job: Job
+    spec: JobSpec
+    images: list[Image.Image]
+    scores: list[float | None]
+    claimed: float  # perf_counter at the claim, for the render-time metric
+    timings: dict[str, float]
+
+
 class JobRunner:
     def __init__(self, settings: Settings, worker: WorkerProcess) -> None:
         self.settings = settings
         self.worker = worker
-        self._loop = asyncio.new_event_loop()
-        self._engine = make_engine(settings.resolved_database_url, pool_size=2)
-        self.sessions = make_sessionmaker(self._engine)
+        self._database = _Database(settings.resolved_database_url, pool_size=2)
+        self.sessions = self._database.sessions
         self.storage = make_storage(settings)
         self.publisher = make_publisher(settings.redis_url)
         self._encoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="png")
-        self.registry = ModelRegistry(settings.models, settings.device, settings.dtype)
+        # The thread that stores rendered jobs and ends them, one at a time, with its own database.
+        self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._storer_database = _Database(settings.resolved_database_url, pool_size=1)
+        self._storing: tuple[uuid.UUID, Future[JobStatus]] | None = None  # the latest job handed off
+        self.registry = ModelRegistry(settings.models, settings.device, settings.dtype, settings.performance)
         self._safety_checker: SafetyChecker | None = None
-        self.timings: dict[str, float] = {}  # last job's phases, for the overhead benchmark
+        # The latest job's phases in seconds, for the overhead benchmark (the storing thread adds
+        # "store" and "finish" when it is done); `*_at` entries are perf_counter instants.
+        self.timings: dict[str, float] = {}
 
     def load_models(self) -> None:
         """Load what a text-to-image job needs (Stable unCLIP waits for the first Vary (Strong)),
@@ -90,59 +143,62 @@ class JobRunner:
             log.info("image safety check %r ready in %.2f s", name, time.perf_counter() - started)
         return self._safety_checker
 
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._loop.run_until_complete(coroutine)
-
-    def _with_database(self, step: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run a database step, again and again while the database is unreachable (up to
-        `DATABASE_PATIENCE`): every step here is a conditional write, safe to repeat."""
-        deadline = time.monotonic() + DATABASE_PATIENCE
-        delay = 0.25
-        while True:
-            try:
-                return self._run(step())
-            except (DBAPIError, OSError) as error:
-                if time.monotonic() + delay > deadline:
-                    raise
-                if delay == 0.25:  # one line per outage
-                    log.warning("the database is unreachable (%s); retrying until it answers", error)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
     def run(self, job_id: uuid.UUID, dispatch: int | None = None) -> JobStatus | None:
-        """Run the job if this message still needs running; returns its final status (None if skipped)."""
+        """Run the job if this message still needs running (None if skipped); returns its status:
+        final, or RUNNING while its images are stored in the background (see `wait_stored`)."""
+        if self._storing is not None and self._storing[0] == job_id:
+            # Another message of the job being stored: let it end first, so the claim sees it
+            # ended rather than running in this very process (which would read as a crash).
+            self.wait_stored()
         started = time.perf_counter()
-        job = self._with_database(lambda: self._claim(job_id, dispatch))
+        timings: dict[str, float] = {}
+        self.timings = timings
+        job = self._database.run_patiently(lambda: self._claim(job_id, dispatch))
         if job is None:
             return None
         if job.attempts > self.settings.max_attempts:
-            self._fail(job_id, OUT_OF_TRIES)
+            self._fail(self._database, job_id, OUT_OF_TRIES)
             return JobStatus.FAILED
         claimed = time.perf_counter()
         self.publisher.publish(JobEvent(job_id=str(job_id), kind="started"))
         try:
-            status = self._render_and_store(job)
-        except SoftTimeLimitExceeded:
-            self._fail(job_id, TIMED_OUT)
-            status = JobStatus.FAILED
-        except JobCancelled:
-            status = JobStatus.CANCELLED
-            self.publisher.publish(JobEvent(job_id=str(job_id), kind="cancelled"))
-        except GpuOutOfMemory as error:
-            self._fail(job_id, f"{error.message}; your credits were refunded")
-            status = JobStatus.FAILED
-        except StorageWriteFailed:
-            log.exception("job %s: the images could not be saved", job_id)
-            self._fail(job_id, STORAGE_FAILED)
-            status = JobStatus.FAILED
-        except Exception:
-            log.exception("job %s failed", job_id)
-            self._fail(job_id, INTERNAL_ERROR)
-            status = JobStatus.FAILED
-        self.timings["total"] = time.perf_counter() - started
-        if status == JobStatus.SUCCEEDED:
-            observe_render(job.spec.get("action"), time.perf_counter() - claimed)
+            self._hand_off(self._render(job, claimed, timings))
+            status = JobStatus.RUNNING
+        except Exception as error:
+            status = self._end_failed(self._database, job_id, error)
+        timings["total"] = time.perf_counter() - started
         return status
+
+    def wait_stored(self) -> JobStatus | None:
+        """Wait until the latest job handed to the background is stored and ended; its final
+        status (RUNNING if it could not be ended: the recovery sweep will run it again)."""
+        return self._storing[1].result() if self._storing is not None else None
+
+    def close(self) -> None:
+        """Store and end the job in the background, if any, then stop (the process is exiting)."""
+        if self._storing is not None and not self._storing[1].done():
+            log.warning("job %s: storing its images before this worker process exits", self._storing[0])
+        self._storer.shutdown(wait=True)
+        self._encoder.shutdown(wait=True)
+
+    def _end_failed(self, database: _Database, job_id: uuid.UUID, error: Exception) -> JobStatus:
+        """End a job that raised `error`: cancelled, or failed with a refund and a message that
+        says why (a time limit, the GPU's memory, the storage, anything else)."""
+        if isinstance(error, JobCancelled):
+            self.publisher.publish(JobEvent(job_id=str(job_id), kind="cancelled"))
+            return JobStatus.CANCELLED
+        if isinstance(error, SoftTimeLimitExceeded):
+            message = TIMED_OUT
+        elif isinstance(error, GpuOutOfMemory):
+            message = f"{error.message}; your credits were refunded"
+        elif isinstance(error, StorageWriteFailed):
+            log.error("job %s: the images could not be saved", job_id, exc_info=error)
+            message = STORAGE_FAILED
+        else:
+            log.error("job %s failed", job_id, exc_info=error)
+            message = INTERNAL_ERROR
+        self._fail(database, job_id, message)
+        return JobStatus.FAILED
 
     async def _claim(self, job_id: uuid.UUID, dispatch: int | None) -> Job | None:
         # A relax message runs the job next in line (`fair_share`); its own job gets a new message.
@@ -159,15 +215,15 @@ class JobRunner:
         """Where a relax job whose message ran another job is sent again."""
         return CeleryJobQueue(make_celery(self.settings))
 
-    def _fail(self, job_id: uuid.UUID, message: str) -> None:
+    def _fail(self, database: _Database, job_id: uuid.UUID, message: str) -> None:
         async def fail() -> bool:
-            async with self.sessions.begin() as session:
+            async with database.sessions.begin() as session:
                 return await lifecycle.fail_job(session, job_id, message)
 
-        if self._with_database(fail):
+        if database.run_patiently(fail):
             self.publisher.publish(JobEvent(job_id=str(job_id), kind="failed", error=message))
 
-    def _render_and_store(self, job: Job) -> JobStatus:
+    def _render(self, job: Job, claimed: float, timings: dict[str, float]) -> _Rendered:
         spec = JobSpec.model_validate(job.spec)
         safety_checker = self.safety_checker()  # before rendering: a misnamed checker fails the job early
         init_image = self._image_prompt(spec)
@@ -183,23 +239,48 @@ class JobRunner:
             init_image=init_image,
             source_image=source_image,
         )
+        pipeline_ended = time.perf_counter()
         # Our own progress callbacks run inside the pipeline call; count them as overhead.
-        self.timings["progress"] = progress.seconds
-        self.timings["pipeline"] = time.perf_counter() - pipeline_started - progress.seconds
+        timings["progress"] = progress.seconds
+        timings["pipeline"] = pipeline_ended - pipeline_started - progress.seconds
+        timings["pipeline_started_at"], timings["pipeline_ended_at"] = pipeline_started, pipeline_ended
 
         safety_started = time.perf_counter()
         scores = score_images(safety_checker, images)
-        self.timings["safety"] = time.perf_counter() - safety_started
+        timings["safety"] = time.perf_counter() - safety_started
+        return _Rendered(job, spec, images, scores, claimed, timings)
 
-        stored_started = time.perf_counter()
+    def _hand_off(self, rendered: _Rendered) -> None:
+        """Give the job to the storing thread, once the one before it is stored: at most one job's
+        images wait in memory. A job waits there seconds at most, far less than its heartbeat
+        takes to go stale (`RecoverySettings.takeover_after`), as it did while stored in line."""
+        waited = time.perf_counter()
+        self.wait_stored()
+        rendered.timings["hand_off"] = time.perf_counter() - waited
+        self._storing = (rendered.job.id, self._storer.submit(self._store_and_end, rendered))
+
+    def _store_and_end(self, rendered: _Rendered) -> JobStatus:
+        """On the storing thread: write the files, then record the success (or fail and refund)."""
+        job, timings, database = rendered.job, rendered.timings, self._storer_database
         try:
-            stored = self._store(job, spec, images, scores)
-        except OSError as error:
-            raise StorageWriteFailed from error
-        self.timings["store"] = time.perf_counter() - stored_started
-        finish_started = time.perf_counter()
-        status = self._finish(job.id, job.attempts, stored)
-        self.timings["finish"] = time.perf_counter() - finish_started
+            try:
+                stored_started = time.perf_counter()
+                try:
+                    stored = self._store(job, rendered.spec, rendered.images, rendered.scores)
+                except OSError as error:
+                    raise StorageWriteFailed from error
+                timings["store"] = time.perf_counter() - stored_started
+                finish_started = time.perf_counter()
+                status = self._finish(database, job.id, job.attempts, stored)
+                timings["finish"] = time.perf_counter() - finish_started
+            except Exception as error:
+                status = self._end_failed(database, job.id, error)
+        except Exception:  # the database stayed away: the job is still RUNNING, for the sweep
+            log.exception("job %s: could not be ended; the recovery sweep will run it again", job.id)
+            return JobStatus.RUNNING
+        timings["ended_at"] = time.perf_counter()
+        if status == JobStatus.SUCCEEDED:
+            observe_render(job.spec.get("action"), timings["ended_at"] - rendered.claimed)
         return status
 
     def _preview_gate(self, job: Job, checker: SafetyChecker) -> Callable[[bytes], bool]:
@@ -211,7 +292,7 @@ class JobRunner:
                 return await review.preview_threshold(session, self.settings.moderation, job)
 
         try:
-            limit = self._run(threshold())
+            limit = self._database.run(threshold())
         except (DBAPIError, OSError):
             limit = self.settings.moderation.safety_threshold  # the default's, rather than none
         if limit is None:
@@ -273,15 +354,17 @@ class JobRunner:
         # zlib releases the GIL: the five PNGs encode in parallel.
         return list(self._encoder.map(lambda task: save(*task), tasks))
 
-    def _finish(self, job_id: uuid.UUID, attempt: int, stored: list[lifecycle.StoredImage]) -> JobStatus:
+    def _finish(
+        self, database: _Database, job_id: uuid.UUID, attempt: int, stored: list[lifecycle.StoredImage]
+    ) -> JobStatus:
         async def complete() -> bool:
-            async with self.sessions.begin() as session:
+            async with database.sessions.begin() as session:
                 completed = await lifecycle.complete_job(session, job_id, attempt, stored)
                 if completed:  # held (or removed) in the same transaction: never seen before decided
                     await review.screen_result(session, self.settings.moderation, job_id)
                 return completed
 
-        if self._with_database(complete):
+        if database.run_patiently(complete):
             self.publisher.publish(JobEvent(job_id=str(job_id), kind="succeeded", percent=100))
             return JobStatus.SUCCEEDED
         # Cancelled (the cancel already refunded) or taken over while rendering: the files are harmless.
@@ -324,7 +407,7 @@ class _ProgressReporter:
                 return await lifecycle.record_progress(session, self.job_id, self.attempt, percent)
 
         try:
-            status = self.runner._run(write())
+            status = self.runner._database.run(write())
         except (DBAPIError, OSError) as error:
             # A heartbeat is not worth stopping the render for: the result is written (with
             # retries) when it is done, and a long outage is the recovery sweep's to judge.

@@ -8,6 +8,11 @@ takes longer to import torch), so `sojourn.celery_app.make_celery` raises that t
 deliberately. Loading on a thread after start-up instead would keep the 4 s check, but the first
 job, often queued before the worker started, would then wait for the load inside its time limit.
 
+A task returns once its job is rendered; the runner stores the images in the background while the
+next task renders (`inference.runner`). A pool process that exits (a warm shutdown) first lets it
+finish, in `worker_process_shutdown`: billiard ends its processes with `os._exit`, which would
+skip the interpreter's own wait for threads.
+
 The worker's main process registers an incarnation before its pool starts (the pool processes
 inherit it), then beats and runs the cluster's recovery sweep (`inference.recovery`). With
 SOJOURN_METRICS__WORKER_PORT set it also serves `/metrics` for its pool processes (`sojourn.metrics`).
@@ -64,6 +69,11 @@ class RenderTask(Task):
     def runner(self) -> JobRunner:
         return self._runner or self.start_process()
 
+    def stop_process(self) -> None:
+        """This process is exiting: end the job being stored in the background first."""
+        if self._runner is not None:
+            self._runner.close()
+
 
 @shared_task(name=RENDER_TASK, bind=True, base=RenderTask)
 def render_job(self: RenderTask, job_id: str, dispatch: int | None = None) -> str | None:
@@ -98,6 +108,12 @@ def register_incarnation(sender: Any = None, **_kwargs: Any) -> None:
 @worker_process_init.connect
 def start_render_process(**_kwargs: Any) -> None:
     render_job.start_process()
+
+
+# Connected before `forget_process_metrics`, which must come after the last render is counted.
+@worker_process_shutdown.connect
+def stop_render_process(**_kwargs: Any) -> None:
+    render_job.stop_process()
 
 
 @worker_ready.connect

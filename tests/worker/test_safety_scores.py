@@ -78,7 +78,8 @@ async def test_a_failing_check_stores_none_for_every_image_and_the_job_succeeds(
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
     job = await submit(sessions, runner.settings, "a red fox --seed 11 --q .25", queue=NotSent())
-    assert await asyncio.to_thread(runner.run, job.id) == JobStatus.SUCCEEDED
+    assert await asyncio.to_thread(runner.run, job.id) == JobStatus.RUNNING  # being stored
+    assert await asyncio.to_thread(runner.wait_stored) == JobStatus.SUCCEEDED
     assert isinstance(runner.safety_checker(), FailsToScore)  # loaded on first use
     assert runner.timings["safety"] < 1.0
 
@@ -119,7 +120,8 @@ async def test_progress_previews_are_screened_before_they_are_published(
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
     job = await submit(sessions, runner.settings, "a red fox --seed 11 --q .25", queue=NotSent())
-    assert await asyncio.to_thread(runner.run, job.id) == JobStatus.SUCCEEDED
+    assert await asyncio.to_thread(runner.run, job.id) == JobStatus.RUNNING  # being stored
+    assert await asyncio.to_thread(runner.wait_stored) == JobStatus.SUCCEEDED
     await engine.dispose()
 
     progress = [event for event in runner.publisher.events if event.kind == "progress"]  # type: ignore[attr-defined]
