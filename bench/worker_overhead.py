@@ -2,7 +2,7 @@
 job's cycle that is not the diffusers calls.
 
 Runs the worker's own `JobRunner` (what the Celery task calls) on tiny models at real
-resolution, jobs back to back as a worker takes them: claim, render, safety scores, then PNG
+resolution, jobs back to back as a worker takes them: claim, render, then the safety scores, PNG
 encoding + storage, grid, database writes and events (since issue 13 §3 on the runner's storing
 thread, while the next job renders). For each job but the last it measures the **GPU idle gap**,
 from the end of its pipeline calls to the start of the next job's, and the **overhead share**:

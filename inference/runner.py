@@ -19,6 +19,7 @@ import asyncio
 import functools
 import io
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -96,12 +97,12 @@ class _Database:
 
 @dataclass
 class _Rendered:
-    """A job whose images are rendered and scored, on its way to storage."""
+    """A job whose images are rendered, on its way to the safety check and storage."""
 
     job: Job
     spec: JobSpec
     images: list[Image.Image]
-    scores: list[float | None]
+    checker: SafetyChecker
     claimed: float  # perf_counter at the claim, for the render-time metric
     timings: dict[str, float]
 
@@ -115,12 +116,15 @@ class JobRunner:
         self.storage = make_storage(settings)
         self.publisher = make_publisher(settings.redis_url)
         self._encoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="png")
+        # Scores previews and publishes progress events, in order, off the pipeline's thread.
+        self.previews = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview")
         # The thread that stores rendered jobs and ends them, one at a time, with its own database.
         self._storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._storer_database = _Database(settings.resolved_database_url, pool_size=1)
         self._storing: tuple[uuid.UUID, Future[JobStatus]] | None = None  # the latest job handed off
         self.registry = ModelRegistry(settings.models, settings.device, settings.dtype, settings.performance)
         self._safety_checker: SafetyChecker | None = None
+        self._scoring = threading.Lock()  # see `_score`
         # The latest job's phases in seconds, for the overhead benchmark (the storing thread adds
         # "store" and "finish" when it is done); `*_at` entries are perf_counter instants.
         self.timings: dict[str, float] = {}
@@ -179,6 +183,7 @@ class JobRunner:
         if self._storing is not None and not self._storing[1].done():
             log.warning("job %s: storing its images before this worker process exits", self._storing[0])
         self._storer.shutdown(wait=True)
+        self.previews.shutdown(wait=True)
         self._encoder.shutdown(wait=True)
 
     def _end_failed(self, database: _Database, job_id: uuid.UUID, error: Exception) -> JobStatus:
@@ -244,11 +249,7 @@ class JobRunner:
         timings["progress"] = progress.seconds
         timings["pipeline"] = pipeline_ended - pipeline_started - progress.seconds
         timings["pipeline_started_at"], timings["pipeline_ended_at"] = pipeline_started, pipeline_ended
-
-        safety_started = time.perf_counter()
-        scores = score_images(safety_checker, images)
-        timings["safety"] = time.perf_counter() - safety_started
-        return _Rendered(job, spec, images, scores, claimed, timings)
+        return _Rendered(job, spec, images, safety_checker, claimed, timings)
 
     def _hand_off(self, rendered: _Rendered) -> None:
         """Give the job to the storing thread, once the one before it is stored: at most one job's
@@ -260,13 +261,17 @@ class JobRunner:
         self._storing = (rendered.job.id, self._storer.submit(self._store_and_end, rendered))
 
     def _store_and_end(self, rendered: _Rendered) -> JobStatus:
-        """On the storing thread: write the files, then record the success (or fail and refund)."""
+        """On the storing thread: score the images, write the files, then record the success (or
+        fail and refund). The scores are written with the images and screen the result."""
         job, timings, database = rendered.job, rendered.timings, self._storer_database
         try:
             try:
+                safety_started = time.perf_counter()
+                scores = self._score(rendered.checker, rendered.images)
+                timings["safety"] = time.perf_counter() - safety_started
                 stored_started = time.perf_counter()
                 try:
-                    stored = self._store(job, rendered.spec, rendered.images, rendered.scores)
+                    stored = self._store(job, rendered.spec, rendered.images, scores)
                 except OSError as error:
                     raise StorageWriteFailed from error
                 timings["store"] = time.perf_counter() - stored_started
@@ -282,6 +287,12 @@ class JobRunner:
         if status == JobStatus.SUCCEEDED:
             observe_render(job.spec.get("action"), timings["ended_at"] - rendered.claimed)
         return status
+
+    def _score(self, checker: SafetyChecker, images: list[Image.Image]) -> list[float | None]:
+        """The safety check's scores, one caller at a time: the storing thread scores a result
+        while the next job's previews are scored, and a plugged-in check need not be thread-safe."""
+        with self._scoring:
+            return score_images(checker, images)
 
     def _preview_gate(self, job: Job, checker: SafetyChecker) -> Callable[[bytes], bool]:
         """Whether a progress preview may be shown: scored like the result, since it is posted
@@ -300,7 +311,7 @@ class JobRunner:
 
         def may_show(preview: bytes) -> bool:
             with Image.open(io.BytesIO(preview)) as image:
-                (score,) = score_images(checker, [image.convert("RGB")])
+                (score,) = self._score(checker, [image.convert("RGB")])
             return score is not None and score < limit
 
         return may_show
@@ -372,7 +383,12 @@ class JobRunner:
 
 
 class _ProgressReporter:
-    """Publishes every step; writes progress + heartbeat to the database at most once a second."""
+    """Publishes every step; writes progress + heartbeat to the database at most once a second.
+
+    The events go out from the runner's preview thread, in order: a preview's safety score (tens
+    of ms) is not the pipeline's to wait for. A preview that finds another still waiting to be
+    scored goes out without its picture, so they never queue up behind the steps.
+    """
 
     def __init__(
         self, runner: JobRunner, job_id: uuid.UUID, attempt: int, may_show: Callable[[bytes], bool]
@@ -384,6 +400,7 @@ class _ProgressReporter:
         self._last_write = 0.0
         self._database_failing = False
         self._cancelled = False
+        self._preview_slot = threading.Semaphore(1)  # free while no preview waits to be scored
         self.seconds = 0.0  # time spent in here, for the overhead benchmark
 
     def report(self, percent: int, preview_png: bytes | None) -> None:
@@ -394,9 +411,26 @@ class _ProgressReporter:
             self.seconds += time.perf_counter() - started
 
     def _report(self, percent: int, preview_png: bytes | None) -> None:
-        if preview_png is not None and not self.may_show(preview_png):
-            preview_png = None  # the progress still shows, without the picture
-        self.runner.publisher.publish(JobEvent.progress(str(self.job_id), percent, preview_png))
+        if preview_png is not None and not self._preview_slot.acquire(blocking=False):
+            preview_png = None
+        self.runner.previews.submit(self._publish, percent, preview_png)
+        self._write(percent)
+
+    def _publish(self, percent: int, preview_png: bytes | None) -> None:
+        """On the preview thread: score the preview, then publish the step."""
+        try:
+            if preview_png is not None:
+                try:
+                    shown = self.may_show(preview_png)
+                finally:
+                    self._preview_slot.release()
+                if not shown:
+                    preview_png = None  # the progress still shows, without the picture
+            self.runner.publisher.publish(JobEvent.progress(str(self.job_id), percent, preview_png))
+        except Exception:  # a lost progress event is not worth a failed job
+            log.exception("job %s: could not publish its progress", self.job_id)
+
+    def _write(self, percent: int) -> None:
         now = time.monotonic()
         if now - self._last_write < PROGRESS_WRITE_INTERVAL and percent < 100:
             return
