@@ -112,7 +112,7 @@ def describe_app_command_error(error: app_commands.AppCommandError) -> str | Non
 
 
 # Commands a banned member may still run: /info says why and until when, and /imagine's
-# submission checks the ban itself, under the user's row lock (`submission.hold_and_insert`).
+# submission checks the ban itself, under the user's row lock (`submission.lock_standing`).
 BAN_EXEMPT_COMMANDS = frozenset({"info", "imagine"})
 
 

@@ -1,8 +1,9 @@
 """The credit ledger: every movement is an append-only entry with an idempotency key.
 
-`users.balance` is a cache of the ledger's sum, changed in the same transaction as each
-entry, so the balance check and the hold are one atomic conditional UPDATE (which also
-locks the user's row on Postgres and serialises that user's concurrent submissions).
+`users.balance` is a cache of the ledger's sum, changed in the same transaction as each entry.
+A submission locks the user's row first (`lock_account`, which serialises that user's submissions
+across processes), checks the balance it read, then writes the holds and the new balance
+(`hold_for_jobs`).
 """
 
 from __future__ import annotations
@@ -163,12 +164,8 @@ async def record_entry(
     key: str,
     job_id: uuid.UUID | None = None,
     note: str = "",
-    move_balance: bool = True,
 ) -> bool:
-    """Append one ledger entry and move the cached balance; False if `key` was already used.
-
-    `move_balance=False` is for hold entries whose total `take_hold` already subtracted.
-    """
+    """Append one ledger entry and move the cached balance; False if `key` was already used."""
     insert = _insert_ignoring_duplicates(session)
     result = await session.execute(
         insert(LedgerEntry)
@@ -186,7 +183,7 @@ async def record_entry(
     )
     if result.scalar_one_or_none() is None:
         return False
-    if amount and move_balance:
+    if amount:
         await session.execute(update(User).where(User.id == user_id).values(balance=User.balance + amount))
     return True
 
@@ -219,21 +216,6 @@ async def grant_daily_if_due(session: AsyncSession, user_id: int, amount: int, t
         kind=LedgerKind.DAILY,
         key=f"daily:{user_id}:{today.isoformat()}",
     )
-
-
-async def take_hold(session: AsyncSession, user_id: int, amount: int) -> int:
-    """Reserve `amount` credits or raise; returns the new balance. Ledger entries follow per job."""
-    result = await session.execute(
-        update(User)
-        .where(User.id == user_id, User.balance >= amount)
-        .values(balance=User.balance - amount)
-        .returning(User.balance)
-    )
-    balance = result.scalar_one_or_none()
-    if balance is not None:
-        return balance
-    user = await session.get(User, user_id)
-    raise InsufficientCredits(needed=amount, balance=user.balance if user else 0)
 
 
 async def ledger_sum(session: AsyncSession, user_id: int) -> int:

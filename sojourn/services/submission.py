@@ -1,7 +1,8 @@
 """Submitting work: parse, check limits, hold credits, insert the job rows, then enqueue them.
 
-One transaction per submission: the user's row is locked by the hold, so two submissions by
-one user (from any number of processes) see each other's jobs when the limits are checked.
+One transaction per submission: the user's row is locked first (`lock_standing`), so two
+submissions by one user (from any number of processes) see each other's jobs when the limits are
+checked, and a ban committed meanwhile.
 Jobs are enqueued after the commit; a job whose message never left is resent by the recovery
 sweep (`sojourn.services.recovery`).
 """
