@@ -270,10 +270,7 @@ class JobRunner:
                 scores = self._score(rendered.checker, rendered.images)
                 timings["safety"] = time.perf_counter() - safety_started
                 stored_started = time.perf_counter()
-                try:
-                    stored = self._store(job, rendered.spec, rendered.images, scores)
-                except OSError as error:
-                    raise StorageWriteFailed from error
+                stored = self._store(job, rendered.spec, rendered.images, scores)
                 timings["store"] = time.perf_counter() - stored_started
                 finish_started = time.perf_counter()
                 status = self._finish(database, job.id, job.attempts, stored)
@@ -335,6 +332,7 @@ class JobRunner:
     def _store(
         self, job: Job, spec: JobSpec, images: list[Image.Image], scores: list[float | None]
     ) -> list[lifecycle.StoredImage]:
+        """Encode and write every image (and the grid); `StorageWriteFailed` if a write fails."""
         seeds = spec.image_seeds()
         metadata = {"job_id": str(job.id), "spec": job.spec}
         shown = shown_index_of(job)  # the image whose thumbnail the web gallery shows
@@ -360,10 +358,13 @@ class JobRunner:
         tasks: list[tuple[int, Image.Image, str, int | None, float | None]] = [
             (i + 1, image, image_key(job.id, i + 1), seeds[i], scores[i]) for i, image in enumerate(images)
         ]
-        if spec.images > 1:
-            tasks.append((0, render_grid(images), grid_key(job.id), None, combined_score(scores)))
-        # zlib releases the GIL: the five PNGs encode in parallel.
-        return list(self._encoder.map(lambda task: save(*task), tasks))
+        try:
+            if spec.images > 1:
+                tasks.append((0, render_grid(images), grid_key(job.id), None, combined_score(scores)))
+            # zlib releases the GIL: the five PNGs encode in parallel.
+            return list(self._encoder.map(lambda task: save(*task), tasks))
+        except OSError as error:
+            raise StorageWriteFailed from error
 
     def _finish(
         self, database: _Database, job_id: uuid.UUID, attempt: int, stored: list[lifecycle.StoredImage]

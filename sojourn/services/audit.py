@@ -442,7 +442,7 @@ def expected_image_indexes(images: int) -> list[int]:
 async def check_job_images(session: AsyncSession, context: AuditContext) -> list[Violation]:
     """Every succeeded job has exactly its image rows; no other job has any."""
     # `spec.images`: how many images the job renders (1 for an upscale; absent on older jobs).
-    images = func.coalesce(Job.__table__.c.spec["images"].as_integer(), IMAGES_PER_JOB)
+    images = func.coalesce(Job.table().c.spec["images"].as_integer(), IMAGES_PER_JOB)
     per_job = (
         select(
             Image.job_id,

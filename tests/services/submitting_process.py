@@ -44,14 +44,11 @@ async def submit_all(settings: Settings, user_id: int, count: int, barrier: str)
 
     outcomes = await asyncio.gather(*(one(i) for i in range(count)))
     await engine.dispose()
+    refused = [outcome for outcome in outcomes if outcome.startswith("refused")]
     return {
-        "accepted": [
-            outcome
-            for outcome in outcomes
-            if outcome not in ("too many",) and not outcome.startswith("refused")
-        ],
+        "accepted": [outcome for outcome in outcomes if outcome != "too many" and outcome not in refused],
         "too_many": outcomes.count("too many"),
-        "other": [outcome for outcome in outcomes if outcome.startswith("refused")],
+        "other": refused,
     }
 
 
