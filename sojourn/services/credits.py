@@ -1,20 +1,20 @@
 """The credit ledger: every movement is an append-only entry with an idempotency key.
 
 `users.balance` is a cache of the ledger's sum, changed in the same transaction as each entry.
-A submission locks the user's row first (`lock_account`, which serialises that user's submissions
+A submission locks the user's row first (`lock_accounts`, which serialises that user's submissions
 across processes), checks the balance it read, then writes the holds and the new balance
-(`hold_for_jobs`).
+(`hold_for_jobs`; for a batch of submissions, every user's in the same two statements).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +30,7 @@ def _insert_ignoring_duplicates(session: AsyncSession):  # type: ignore[no-untyp
 
 @dataclass(frozen=True)
 class Account:
-    """A user's row as a submission needs it, read under the row's lock (`lock_account`)."""
+    """A user's row as a submission needs it, read under the row's lock (`lock_accounts`)."""
 
     user_id: int
     balance: int
@@ -51,6 +51,16 @@ class Account:
         if available < needed:
             raise InsufficientCredits(needed=needed, balance=available)
 
+    def after_holds(self, held: int, daily_free: int, today: dt.date) -> Account:
+        """This account once `held` credits are held, with today's credits granted first if due."""
+        if not (daily := self.daily_grant_due(daily_free, today)) and not held:
+            return self
+        return replace(
+            self,
+            balance=self.balance + daily - held,
+            daily_grant_on=today if daily else self.daily_grant_on,
+        )
+
 
 _ACCOUNT_COLUMNS = (
     User.balance,
@@ -61,86 +71,116 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-async def lock_account(session: AsyncSession, user_id: int) -> Account:
-    """The user's row (created on first sight), locked until the transaction ends.
+async def lock_accounts(session: AsyncSession, user_ids: Collection[int]) -> dict[int, Account]:
+    """The users' rows (created on first sight), locked until the transaction ends.
 
-    One round trip for a known user. The lock serialises the user's submissions, bans and grants
-    across processes: whatever is read after it (active jobs, bans) stays true until the commit.
+    One round trip when every user is known. The lock serialises each user's submissions, bans and
+    grants across processes: whatever is read after it (active jobs, bans) stays true until the
+    commit. Rows are locked in id order, so two batches sharing users cannot deadlock.
     """
-    locked = select(*_ACCOUNT_COLUMNS).where(User.id == user_id).with_for_update()
-    row = (await session.execute(locked)).one_or_none()
-    if row is None:
-        insert_user = _insert_ignoring_duplicates(session)(User).values(id=user_id, defaults={}, balance=0)
-        await session.execute(insert_user.on_conflict_do_nothing())
-        row = (await session.execute(locked)).one()
-    return Account(
-        user_id=user_id,
-        balance=row.balance,
-        daily_grant_on=row.daily_grant_on,
-        defaults=row.defaults or {},
-        prefer_options=row.prefer_options or {},
-        prefer_suffix=row.prefer_suffix or "",
-    )
+    ids = sorted(set(user_ids))
+    accounts = await _lock_rows(session, ids)
+    missing = [user_id for user_id in ids if user_id not in accounts]
+    if missing:
+        insert_users = _insert_ignoring_duplicates(session)(User.table()).on_conflict_do_nothing()
+        await session.execute(
+            insert_users, [{"id": user_id, "defaults": {}, "balance": 0} for user_id in missing]
+        )
+        accounts.update(await _lock_rows(session, missing))
+    return accounts
+
+
+async def lock_account(session: AsyncSession, user_id: int) -> Account:
+    """One user's row, locked (`lock_accounts`)."""
+    return (await lock_accounts(session, [user_id]))[user_id]
+
+
+async def _lock_rows(session: AsyncSession, ids: list[int]) -> dict[int, Account]:
+    locked = select(User.id, *_ACCOUNT_COLUMNS).where(User.id.in_(ids)).order_by(User.id).with_for_update()
+    return {
+        row.id: Account(
+            user_id=row.id,
+            balance=row.balance,
+            daily_grant_on=row.daily_grant_on,
+            defaults=row.defaults or {},
+            prefer_options=row.prefer_options or {},
+            prefer_suffix=row.prefer_suffix or "",
+        )
+        for row in await session.execute(locked)
+    }
 
 
 async def hold_for_jobs(
     session: AsyncSession,
-    account: Account,
-    holds: Sequence[tuple[uuid.UUID, int]],
+    holds: Sequence[tuple[Account, Sequence[tuple[uuid.UUID, int]]]],
     *,
     daily_free: int,
     today: dt.date,
-) -> int:
-    """Grant today's free credits if due, then hold each job's cost; returns the new balance.
+) -> None:
+    """For each locked account, grant today's free credits if due, then hold each of its jobs' cost.
 
-    `account` must be locked in this transaction (`lock_account`), and the jobs inserted. Raises
-    `InsufficientCredits` (the caller's transaction rolls back: nothing granted, nothing held).
-    Two statements however many jobs: their entries, and the balance.
+    Each account must be locked in this transaction (`lock_accounts`) and appear once, and the jobs
+    inserted. Raises `InsufficientCredits` (the caller's transaction rolls back: nothing granted,
+    nothing held). Two statements however many accounts and jobs: the entries, and the balances.
     """
-    needed = sum(cost for _, cost in holds)
-    account.require(needed, daily_free, today)
-    daily = account.daily_grant_due(daily_free, today)
     now = utcnow()
+    entries: list[dict[str, Any]] = []
 
-    def entry(amount: int, kind: LedgerKind, key: str, job_id: uuid.UUID | None) -> dict[str, Any]:
-        return {
-            "user_id": account.user_id,
-            "amount": amount,
-            "kind": kind,
-            "idempotency_key": key,
-            "job_id": job_id,
-            "note": "",
-            "created_at": now,
-        }
+    def entry(user_id: int, amount: int, kind: LedgerKind, key: str, job_id: uuid.UUID | None) -> None:
+        entries.append(
+            {
+                "user_id": user_id,
+                "amount": amount,
+                "kind": kind,
+                "idempotency_key": key,
+                "job_id": job_id,
+                "note": "",
+                "created_at": now,
+            }
+        )
 
-    # The day's grant first (the ledger reads in order), keyed by the day; each hold by its new job.
-    entries = (
-        [entry(daily, LedgerKind.DAILY, f"daily:{account.user_id}:{today.isoformat()}", None)]
-        if daily
-        else []
-    )
-    entries += [entry(-cost, LedgerKind.HOLD, f"hold:{job_id}", job_id) for job_id, cost in holds]
+    for account, jobs in holds:
+        account.require(sum(cost for _, cost in jobs), daily_free, today)
+        # The day's grant first (the ledger reads in order), keyed by the day; each hold by its new job.
+        if daily := account.daily_grant_due(daily_free, today):
+            entry(
+                account.user_id, daily, LedgerKind.DAILY, f"daily:{account.user_id}:{today.isoformat()}", None
+            )
+        for job_id, cost in jobs:
+            entry(account.user_id, -cost, LedgerKind.HOLD, f"hold:{job_id}", job_id)
     if not entries:
-        return account.balance
+        return
     ledger, users = LedgerEntry.table(), User.table()
     # The rows go in one executemany: its statement is compiled once and cached, where SQLAlchemy
     # never caches a multi-row VALUES (compiling one cost more than a round trip).
     written = await session.execute(
         _insert_ignoring_duplicates(session)(ledger)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(ledger.c.amount),
+        .returning(ledger.c.user_id, ledger.c.amount),
         entries,
     )
-    moved = sum(written.scalars())
-    if account.balance + moved < 0:  # the day's grant was already in the ledger: only the holds moved
-        raise InsufficientCredits(needed=needed, balance=account.balance)
-    grant_day = {"daily_grant_on": today} if daily else {}
+    moved: dict[int, int] = {}
+    for user_id, amount in written:
+        moved[user_id] = moved.get(user_id, 0) + amount
+    balances = []
+    for account, jobs in holds:
+        change = moved.get(account.user_id, 0)
+        if account.balance + change < 0:  # the day's grant was already in the ledger: only the holds moved
+            raise InsufficientCredits(needed=sum(cost for _, cost in jobs), balance=account.balance)
+        granted = account.daily_grant_due(daily_free, today) > 0
+        balances.append(
+            {
+                "user": account.user_id,
+                "moved": change,
+                "grant_on": today if granted else account.daily_grant_on,
+            }
+        )
     await session.execute(
         update(users)
-        .where(users.c.id == account.user_id)
-        .values(balance=users.c.balance + moved, **grant_day)
+        .where(users.c.id == bindparam("user"))
+        .values(balance=users.c.balance + bindparam("moved"), daily_grant_on=bindparam("grant_on")),
+        balances,
     )
-    return account.balance + moved
 
 
 async def ensure_user(session: AsyncSession, user_id: int) -> User:

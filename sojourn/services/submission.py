@@ -13,23 +13,23 @@ import asyncio
 import logging
 import secrets
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import ACTIVE_STATUSES, Job, JobKind, JobStatus
+from db.models import ACTIVE_STATUSES, Ban, Job, JobKind, JobStatus, User
 from sojourn.batching import Coalescer
 from sojourn.clock import today, utcnow
-from sojourn.errors import PromptBlocked, TooManyJobs
+from sojourn.errors import Banned, PromptBlocked, TooManyJobs, UserError
 from sojourn.prompt import PromptError, PromptRules, parse_prompt, to_canonical
 from sojourn.prompt.text import format_number
 from sojourn.queue import JobQueue
 from sojourn.services import credits
 from sojourn.services.moderation import bans, strikes, words
-from sojourn.services.moderation.server_settings import check_imagine_channel, server_moderation
+from sojourn.services.moderation.server_settings import check_imagine_channel
 from sojourn.services.pricing import job_cost
 from sojourn.services.users import expand_prompt
 from sojourn.settings import Settings
@@ -78,6 +78,23 @@ def check_image_prompt(spec: JobSpec, *, has_image: bool, can_attach: bool = Tru
         )
 
 
+@dataclass(frozen=True)
+class PromptRequest:
+    """One prompt to submit for a user (see `submit_prompt` for the fields)."""
+
+    user_id: int
+    text: str
+    origin: Origin = Origin()
+    rules: PromptRules | None = None
+    image_key: str | None = None
+    excused: frozenset[str] = frozenset()
+    check_channel: bool = True
+
+
+# What became of one request in a batch: its jobs, or why it was refused (or failed).
+Outcome = list[Job] | Exception
+
+
 async def submit_prompt(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -99,25 +116,55 @@ async def submit_prompt(
     channel, no credits, too many jobs) before anything is charged or queued; a blocked prompt is
     recorded as a strike (`PromptBlocked.strike_id`). `excused`: word rules a moderator accepted
     for this prompt (an appeal); `check_channel`: False where a moderator runs it.
+
+    Concurrent calls in one process are written in one transaction (`_SUBMISSIONS`); each is still
+    all or nothing, and refused or failed alone.
     """
+    request = PromptRequest(user_id, text, origin, rules, image_key, excused, check_channel)
+    (outcome,) = await _SUBMISSIONS.submit([(sessions, settings, request)])
+    if isinstance(outcome, words.WordsBlocked):
+        raise await record_blocked_prompt(sessions, settings, user_id, origin, text, outcome) from None
+    if isinstance(outcome, Exception):
+        raise outcome
+    await enqueue_jobs(sessions, queue, outcome)
+    return outcome
+
+
+async def _submit_batch(
+    submissions: list[tuple[async_sessionmaker[AsyncSession], Settings, PromptRequest]],
+) -> list[Outcome]:
+    """Every submission asked for meanwhile, one transaction per database (a group commit)."""
+    by_database: dict[tuple[int, int], list[int]] = {}
+    for index, (sessions, settings, _) in enumerate(submissions):
+        by_database.setdefault((id(sessions), id(settings)), []).append(index)
+    outcomes: list[Outcome] = [[] for _ in submissions]
+    for indices in by_database.values():
+        sessions, settings, _ = submissions[indices[0]]
+        requests = [submissions[index][2] for index in indices]
+        for index, outcome in zip(indices, await _submit_together(sessions, settings, requests), strict=True):
+            outcomes[index] = outcome
+    return outcomes
+
+
+async def _submit_together(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, requests: list[PromptRequest]
+) -> list[Outcome]:
     try:
         async with sessions.begin() as session:
-            jobs = await insert_prompt_jobs(
-                session,
-                settings,
-                user_id=user_id,
-                text=text,
-                origin=origin,
-                rules=rules,
-                image_key=image_key,
-                excused=excused,
-                check_channel=check_channel,
-            )
-    except words.WordsBlocked as blocked:
-        raise await record_blocked_prompt(sessions, settings, user_id, origin, text, blocked) from None
+            return await insert_prompt_batch(session, settings, requests)
+    except Exception as error:
+        if len(requests) == 1:
+            return [error]
+    # An error no check foresaw (a constraint, a lost connection) rolls the shared transaction
+    # back: each request then runs in a transaction of its own, so only its own submission fails.
+    return [
+        outcome for request in requests for outcome in await _submit_together(sessions, settings, [request])
+    ]
 
-    await enqueue_jobs(sessions, queue, jobs)
-    return jobs
+
+_SUBMISSIONS: Coalescer[tuple[async_sessionmaker[AsyncSession], Settings, PromptRequest], Outcome] = (
+    Coalescer(_submit_batch)
+)
 
 
 async def insert_prompt_jobs(
@@ -134,26 +181,79 @@ async def insert_prompt_jobs(
 ) -> list[Job]:
     """`submit_prompt`'s work inside the caller's transaction: the jobs are inserted and held, not
     sent. Raises `words.WordsBlocked` (the caller records the strike) or a `UserError`."""
-    rules = rules or PromptRules.from_settings(settings)
-    standing = await lock_standing(session, user_id, origin.guild_id)
-    if check_channel:
-        server = await server_moderation(session, settings.moderation, origin.guild_id)
-        check_imagine_channel(server, origin.channel_id)
+    request = PromptRequest(user_id, text, origin, rules, image_key, excused, check_channel)
+    (outcome,) = await insert_prompt_batch(session, settings, [request])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+async def insert_prompt_batch(
+    session: AsyncSession, settings: Settings, requests: Sequence[PromptRequest]
+) -> list[Outcome]:
+    """Insert and hold the jobs of every request that passes its checks, in the caller's transaction.
+
+    A refused request's outcome is its `UserError` (or `words.WordsBlocked`, whose strike the caller
+    records) and it writes nothing; the others are checked as if submitted one after another, in
+    order. Every user's row is locked first, then each server's settings and words are read once:
+    a batch costs the same few statements as a single submission.
+    """
+    locked = await lock_standings(session, [request.user_id for request in requests])
+    servers = {
+        guild_id: await words.server_words(session, settings.moderation, guild_id)
+        for guild_id in dict.fromkeys(request.origin.guild_id for request in requests)
+    }
+    standings = dict(locked)  # each user's, after their requests accepted so far
+    outcomes: list[Outcome] = []
+    accepted: dict[int, list[Job]] = {}
+    warned: list[tuple[PromptRequest, list[words.WordMatch], list[Job]]] = []
+    for request in requests:
+        try:
+            jobs, warnings = _plan_request(settings, request, standings[request.user_id], servers)
+            standings[request.user_id] = admit(settings, standings[request.user_id], jobs)
+        except (UserError, words.WordsBlocked) as refused:
+            outcomes.append(refused)
+            continue
+        outcomes.append(jobs)
+        accepted.setdefault(request.user_id, []).extend(jobs)
+        if warnings:
+            warned.append((request, warnings, jobs))
+    # Each user's jobs are held against the row as locked: `admit` checked their running sum.
+    await _insert_and_hold(
+        session, settings, [(locked[user_id].account, jobs) for user_id, jobs in accepted.items()]
+    )
+    for request, warnings, jobs in warned:
+        await words.log_warnings(
+            session,
+            warnings,
+            guild_id=request.origin.guild_id,
+            user_id=request.user_id,
+            job_ids=[job.id for job in jobs],
+        )
+    return outcomes
+
+
+def _plan_request(
+    settings: Settings,
+    request: PromptRequest,
+    standing: Standing,
+    servers: dict[int | None, words.ServerWords],
+) -> tuple[list[Job], list[words.WordMatch]]:
+    """The request's jobs and the warn rules its prompt matched; raises why it is refused."""
+    origin = request.origin
+    standing.check_not_banned(origin.guild_id)
+    server_words = servers[origin.guild_id]
+    if request.check_channel:
+        check_imagine_channel(server_words.server, origin.channel_id)
     account = standing.account
-    expanded = expand_prompt(text, account.prefer_options, account.prefer_suffix)
+    expanded = expand_prompt(request.text, account.prefer_options, account.prefer_suffix)
+    rules = request.rules or PromptRules.from_settings(settings)
     specs = parse_prompt(expanded, rules, defaults=defaults_as_parameters(account.defaults))
     for spec in specs:
-        check_image_prompt(spec, has_image=image_key is not None)
+        check_image_prompt(spec, has_image=request.image_key is not None)
     texts = [expanded, *(piece for spec in specs for piece in words.spec_texts(spec))]
-    warnings = await words.screen_prompt(
-        session, settings.moderation, origin.guild_id, texts, excused=excused
-    )
-    jobs = _plan_jobs(settings, user_id, specs, image_key, origin)
-    await hold_and_insert(session, settings, user_id, jobs, standing=standing)
-    await words.log_warnings(
-        session, warnings, guild_id=origin.guild_id, user_id=user_id, job_ids=[job.id for job in jobs]
-    )
-    return jobs
+    warnings = words.screen(server_words, texts, excused=request.excused)
+    return _plan_jobs(settings, request.user_id, specs, request.image_key, origin), warnings
 
 
 async def record_blocked_prompt(
@@ -219,33 +319,65 @@ def new_job(user_id: int, kind: JobKind, spec: JobSpec, cost: int, origin: Origi
 
 @dataclass(frozen=True)
 class Standing:
-    """What a submission checks under the user's row lock: their account and active jobs."""
+    """What a submission checks under the user's row lock: their account, active jobs and bans."""
 
     account: credits.Account
     active_jobs: int  # queued or running
+    bans: tuple[Ban, ...] = ()  # in force, from any server
+
+    def check_not_banned(self, guild_id: int | None) -> None:
+        if (ban := bans.ban_here(self.bans, guild_id)) is not None:
+            raise Banned(ban.reason, ban.ends_at)
 
 
-async def lock_standing(session: AsyncSession, user_id: int, guild_id: int | None) -> Standing:
-    """Lock the user's row, then refuse a banned user and count their active jobs: two statements.
+async def lock_standings(session: AsyncSession, user_ids: Collection[int]) -> dict[int, Standing]:
+    """Lock the users' rows, then read their active jobs and whether any is banned: two statements
+    (a third loads the bans of those who are).
 
     Read after the lock, both stay true until the commit: a ban, and a submission from another
     process, take the same lock first (see `bans`).
     """
-    account = await credits.lock_account(session, user_id)
-    banned, active = (
+    accounts = await credits.lock_accounts(session, user_ids)
+    users = User.table()
+    active = (
+        select(func.count())
+        .select_from(Job)
+        .where(Job.user_id == users.c.id, Job.status.in_(ACTIVE_STATUSES))
+        .scalar_subquery()
+    )
+    rows = (
         await session.execute(
-            select(
-                exists().where(*bans.bans_in_force(user_id, guild_id)),
-                select(func.count())
-                .select_from(Job)
-                .where(Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES))
-                .scalar_subquery(),
-            )
+            select(users.c.id, active, bans.in_force_on(users.c.id)).where(users.c.id.in_(list(accounts)))
         )
-    ).one()
-    if banned:
-        await bans.check_not_banned(session, user_id, guild_id)  # loads the ban, for its reason and end
-    return Standing(account, active or 0)
+    ).all()
+    banned = [user_id for user_id, _, any_ban in rows if any_ban]
+    found = await bans.bans_anywhere(session, banned) if banned else {}
+    return {
+        user_id: Standing(accounts[user_id], count or 0, tuple(found.get(user_id, ())))
+        for user_id, count, _ in rows
+    }
+
+
+async def lock_standing(session: AsyncSession, user_id: int, guild_id: int | None) -> Standing:
+    """One user's standing (`lock_standings`); raises `Banned` if a ban applies here."""
+    standing = (await lock_standings(session, [user_id]))[user_id]
+    standing.check_not_banned(guild_id)
+    return standing
+
+
+def admit(settings: Settings, standing: Standing, jobs: Sequence[Job]) -> Standing:
+    """Refuse `jobs` unless the credits and the user's limits allow them; the standing after them."""
+    daily_free, now = settings.credits.daily_free, today()
+    cost = sum(job.cost for job in jobs)
+    standing.account.require(cost, daily_free, now)
+    allowed = settings.limits.max_running_per_user + settings.limits.max_queued_per_user
+    if standing.active_jobs + len(jobs) > allowed:
+        raise TooManyJobs(active=standing.active_jobs, adding=len(jobs), allowed=allowed)
+    return replace(
+        standing,
+        account=standing.account.after_holds(cost, daily_free, now),
+        active_jobs=standing.active_jobs + len(jobs),
+    )
 
 
 async def hold_and_insert(
@@ -260,17 +392,23 @@ async def hold_and_insert(
     jobs' cost. `standing`: from `lock_standing` in this transaction, if the caller took it."""
     if standing is None:
         standing = await lock_standing(session, user_id, jobs[0].guild_id if jobs else None)
-    daily_free, now = settings.credits.daily_free, today()
-    standing.account.require(sum(job.cost for job in jobs), daily_free, now)
-    allowed = settings.limits.max_running_per_user + settings.limits.max_queued_per_user
-    if standing.active_jobs + len(jobs) > allowed:
-        raise TooManyJobs(active=standing.active_jobs, adding=len(jobs), allowed=allowed)
-    if not jobs:
+    admit(settings, standing, jobs)
+    await _insert_and_hold(session, settings, [(standing.account, jobs)] if jobs else [])
+
+
+async def _insert_and_hold(
+    session: AsyncSession, settings: Settings, held: Sequence[tuple[credits.Account, Sequence[Job]]]
+) -> None:
+    """Insert the jobs and hold their cost from each locked account: three statements in all."""
+    if not held:
         return
     # Core, one executemany: the ORM's unit of work cost more than the insert itself.
-    await session.execute(insert(Job.table()), [_job_row(job) for job in jobs])
+    await session.execute(insert(Job.table()), [_job_row(job) for _, jobs in held for job in jobs])
     await credits.hold_for_jobs(
-        session, standing.account, [(job.id, job.cost) for job in jobs], daily_free=daily_free, today=now
+        session,
+        [(account, [(job.id, job.cost) for job in jobs]) for account, jobs in held],
+        daily_free=settings.credits.daily_free,
+        today=today(),
     )
 
 

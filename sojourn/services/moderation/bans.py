@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ACTIVE_STATUSES, Ban, Job, User
@@ -44,13 +46,35 @@ def bans_in_force(user_id: int, guild_id: int | None):  # type: ignore[no-untype
 
 async def active_ban(session: AsyncSession, user_id: int, guild_id: int | None) -> Ban | None:
     """The ban in force on the user here, latest ending first."""
-    bans = (
-        await session.execute(select(Ban).where(*bans_in_force(user_id, guild_id)).order_by(Ban.id.desc()))
-    ).scalars()
-    found = list(bans)
-    if not found:
+    found = await session.execute(
+        select(Ban).where(*bans_in_force(user_id, guild_id)).order_by(Ban.id.desc())
+    )
+    return ban_here(list(found.scalars()), guild_id)
+
+
+def ban_here(found: Sequence[Ban], guild_id: int | None) -> Ban | None:
+    """Of one user's bans in force (newest first), the one that applies here: the newest lasting one,
+    else the latest ending."""
+    here = [ban for ban in found if ban.guild_id is None or ban.guild_id == guild_id]
+    if not here:
         return None
-    return next((ban for ban in found if ban.ends_at is None), None) or max(found, key=lambda b: b.ends_at)  # type: ignore[arg-type,return-value]
+    return next((ban for ban in here if ban.ends_at is None), None) or max(here, key=lambda b: b.ends_at)  # type: ignore[arg-type,return-value]
+
+
+async def bans_anywhere(session: AsyncSession, user_ids: Collection[int]) -> dict[int, list[Ban]]:
+    """The bans in force on each of these users, from any server (`ban_here` picks one)."""
+    found: dict[int, list[Ban]] = {}
+    rows = await session.execute(
+        select(Ban).where(Ban.user_id.in_(user_ids), *_in_force(utcnow())).order_by(Ban.id.desc())
+    )
+    for ban in rows.scalars():
+        found.setdefault(ban.user_id, []).append(ban)
+    return found
+
+
+def in_force_on(user: Any):  # type: ignore[no-untyped-def]
+    """Whether any ban is in force on `user` (a column: correlated, for a statement over users)."""
+    return exists().where(Ban.user_id == user, *_in_force(utcnow()))
 
 
 async def check_not_banned(session: AsyncSession, user_id: int, guild_id: int | None) -> None:

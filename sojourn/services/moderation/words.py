@@ -21,7 +21,7 @@ from sojourn.errors import UserError
 from sojourn.services.moderation import audit_log
 from sojourn.services.moderation.audit_log import AuditAction
 from sojourn.services.moderation.permissions import Actor, require_moderator
-from sojourn.services.moderation.server_settings import server_moderation
+from sojourn.services.moderation.server_settings import ServerModeration, server_moderation
 from sojourn.settings import ModerationSettings
 from sojourn.spec import JobSpec
 from sojourn.word_filter import WordAction, WordMatch, WordRule, rule_problem, word_list
@@ -39,6 +39,7 @@ class ServerWords:
     allowed: tuple[str, ...]
     own: tuple[ServerWordRule, ...]  # this server's rows (rules, allow list, defaults turned off)
     defaults_on: bool
+    server: ServerModeration  # the server's settings, read with the words
 
     def screen(self, texts: Iterable[str]) -> list[WordMatch]:
         """Every rule matched by any of the texts, once per rule, blocks first."""
@@ -85,6 +86,7 @@ async def server_words(
         allowed=tuple(row.pattern for row in own if row.action == ALLOW),
         own=own,
         defaults_on=server.default_words,
+        server=server,
     )
 
 
@@ -257,7 +259,11 @@ async def screen_prompt(
 ) -> list[WordMatch]:
     """Raise `WordsBlocked` if a block rule matches (bar the `excused` patterns: an accepted
     appeal's); else return the warn rules that matched, for the log."""
-    words = await server_words(session, defaults, guild_id)
+    return screen(await server_words(session, defaults, guild_id), texts, excused=excused)
+
+
+def screen(words: ServerWords, texts: Iterable[str], *, excused: Iterable[str] = ()) -> list[WordMatch]:
+    """`screen_prompt` against a server's words already read."""
     matches = words.screen(texts)
     excused = set(excused)
     blocks = [match for match in blocking(matches) if match.rule.pattern not in excused]
