@@ -1,11 +1,11 @@
 """Submitting work: parse, check limits, hold credits, insert the job rows, then enqueue them.
 
-One transaction per submission: the user's row is locked first (`lock_standing`), so two
-submissions by one user (from any number of processes) see each other's jobs when the limits are
-checked, and a ban committed meanwhile.
-Jobs are enqueued after the commit; a job whose message never left is resent by the recovery
-sweep (`sojourn.services.recovery`).
-"""
+Each submission is all or nothing: its jobs, holds and balance commit together. Submissions made
+at the same moment in one process share their transaction (a group commit, `_SUBMISSIONS`): the
+users' rows are locked first (`lock_standings`), so two submissions by one user (from any number
+of processes) see each other's jobs when the limits are checked, and a ban committed meanwhile.
+Jobs are enqueued after the commit; a job whose message never left (its caller was cancelled, the
+broker was down) is resent by the recovery sweep (`sojourn.services.recovery`)."""
 
 from __future__ import annotations
 
