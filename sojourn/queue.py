@@ -49,7 +49,8 @@ class CeleryJobQueue:
     """Sends the render task by name, with the job id and its dispatch only.
 
     kombu's publish blocks, so messages are sent from a thread; the messages of concurrent
-    `enqueue` calls share one trip there (`Coalescer`), each still sent on its own.
+    `enqueue` calls share one trip there (`Coalescer`) and go to Redis in one pipeline (kombu's
+    `Producer.batch`), each still a message of its own.
     """
 
     def __init__(self, app: Celery) -> None:
@@ -62,20 +63,23 @@ class CeleryJobQueue:
             raise failure
 
     async def _send_all(self, messages: list[tuple[uuid.UUID, str, int]]) -> list[Exception | None]:
-        return await asyncio.to_thread(self._send_in_order, messages)
+        return await asyncio.to_thread(self._send_together, messages)
 
-    def _send_in_order(self, messages: list[tuple[uuid.UUID, str, int]]) -> list[Exception | None]:
-        """Send each message; after a failure (the broker is down) the rest fail with it, unsent,
-        rather than each waiting out the same outage. The recovery sweep resends them all."""
-        for sent, (job_id, mode, dispatch) in enumerate(messages):
-            try:
-                self._app.send_task(
-                    RENDER_TASK,
-                    args=[str(job_id), dispatch],
-                    queue=mode if mode in QUEUES else "fast",
-                    task_id=message_id(job_id, dispatch),
-                    priority=RESENT_JOB_PRIORITY if dispatch > 0 else NEW_JOB_PRIORITY,
-                )
-            except Exception as error:
-                return [None] * sent + [error] * (len(messages) - sent)
+    def _send_together(self, messages: list[tuple[uuid.UUID, str, int]]) -> list[Exception | None]:
+        """Send the messages in one batch; if it fails (the broker is down) they all fail with it,
+        rather than each waiting out the same outage. The recovery sweep resends them all (a
+        message that did leave is run once: the worker claims a job's dispatch once)."""
+        try:
+            with self._app.producer_or_acquire() as producer, producer.batch():
+                for job_id, mode, dispatch in messages:
+                    self._app.send_task(
+                        RENDER_TASK,
+                        args=[str(job_id), dispatch],
+                        queue=mode if mode in QUEUES else "fast",
+                        task_id=message_id(job_id, dispatch),
+                        priority=RESENT_JOB_PRIORITY if dispatch > 0 else NEW_JOB_PRIORITY,
+                        producer=producer,
+                    )
+        except Exception as error:
+            return [error] * len(messages)
         return [None] * len(messages)
