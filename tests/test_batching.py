@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -22,6 +23,15 @@ class Recorder:
         if self.hold:
             await self.release.wait()
         return [item * 10 for item in items]
+
+
+async def turns_until(condition: Callable[[], bool], turns: int = 50) -> None:
+    """Let the event loop turn until `condition` holds; fail if it does not within `turns`."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    assert condition(), f"not so after {turns} turns of the event loop"
 
 
 async def test_concurrent_callers_share_one_flush_and_each_gets_its_own_results() -> None:
@@ -79,3 +89,42 @@ async def test_nothing_to_submit_flushes_nothing() -> None:
     recorder = Recorder()
     assert await Coalescer(recorder.flush).submit([]) == []
     assert recorder.batches == []
+
+
+async def test_a_burst_is_cut_into_batches_of_at_most_max_batch_and_each_callers_items_stay_together() -> (
+    None
+):
+    recorder = Recorder()
+    coalescer = Coalescer(recorder.flush, max_batch=3)
+    results = await asyncio.gather(
+        *(coalescer.submit(items) for items in ([1, 2], [3, 4], [5], [6, 7, 8, 9]))
+    )
+    # [3, 4] would overfill the first batch; [6, 7, 8, 9] alone is over the size, and still one batch.
+    assert recorder.batches == [[1, 2], [3, 4, 5], [6, 7, 8, 9]]
+    assert results == [[10, 20], [30, 40], [50], [60, 70, 80, 90]]
+
+
+async def test_at_most_concurrency_batches_flush_at_once() -> None:
+    recorder = Recorder()
+    recorder.hold = True
+    coalescer = Coalescer(recorder.flush, max_batch=1, concurrency=2)
+    tasks = [asyncio.create_task(coalescer.submit([n])) for n in (1, 2, 3)]
+    await turns_until(lambda: len(recorder.batches) >= 2)
+    for _ in range(5):  # the third batch waits, however long the first two are held
+        await asyncio.sleep(0)
+    assert recorder.batches == [[1], [2]]
+    recorder.release.set()
+    assert [await task for task in tasks] == [[10], [20], [30]]
+    assert recorder.batches == [[1], [2], [3]]
+
+
+async def test_a_batch_that_forms_while_one_flushes_gets_the_second_flush() -> None:
+    recorder = Recorder()
+    recorder.hold = True
+    coalescer = Coalescer(recorder.flush, concurrency=2)
+    first = asyncio.create_task(coalescer.submit([1]))
+    await recorder.flushing.wait()  # the first batch is held in its flush
+    second = asyncio.create_task(coalescer.submit([2]))
+    await turns_until(lambda: len(recorder.batches) >= 2)  # flushed beside the first, not after it
+    recorder.release.set()
+    assert (await first, await second) == ([10], [20])
