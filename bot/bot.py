@@ -28,6 +28,11 @@ from sojourn.storage import make_storage
 log = logging.getLogger(__name__)
 
 DATABASE_CONNECTIONS = 10  # the engine's pool (and as many again in overflow)
+# The collector's thresholds once startup is frozen (Python's are 700, 10, 10). With the frozen
+# objects out of its count, Python's ran a full collection every few seconds of a burst, 15-25 ms
+# each, and one in a burst's first 50 ms put ~30 ms on its p99 (BENCHMARKS.md, "Defer path"):
+# young collections 7x rarer, and a full one only after 100 middle ones.
+GC_THRESHOLDS = (5_000, 20, 100)
 
 
 class SojournBot(commands.AutoShardedBot):
@@ -85,6 +90,7 @@ class SojournBot(commands.AutoShardedBot):
         # Once: a reconnection's `on_ready` would freeze whatever garbage is about by then.
         if not self._frozen:
             gc.freeze()
+            gc.set_threshold(*GC_THRESHOLDS)
             self._frozen = True
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
