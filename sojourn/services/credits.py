@@ -90,11 +90,6 @@ async def lock_accounts(session: AsyncSession, user_ids: Collection[int]) -> dic
     return accounts
 
 
-async def lock_account(session: AsyncSession, user_id: int) -> Account:
-    """One user's row, locked (`lock_accounts`)."""
-    return (await lock_accounts(session, [user_id]))[user_id]
-
-
 async def _lock_rows(session: AsyncSession, ids: list[int]) -> dict[int, Account]:
     locked = select(User.id, *_ACCOUNT_COLUMNS).where(User.id.in_(ids)).order_by(User.id).with_for_update()
     return {
