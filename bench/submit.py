@@ -38,6 +38,7 @@ from tests.conftest import create_database
 
 PROMPT = "a lighthouse in a storm --ar 16:9 --seed 7 --chaos 10 --no fog, people"
 KNOWN_USERS = 1_000  # ids 1..KNOWN_USERS are warmed up first; first-time users come after
+WARM_UP_USERS = itertools.count(10**9)  # a submitting child's first ten submissions, each its own user
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -104,7 +105,15 @@ def bursts_in_processes(
         shares = [[next(users) for _ in range(concurrent // processes)] for _ in range(processes)]
         children = [
             subprocess.Popen(
-                [sys.executable, __file__, "--child", settings.model_dump_json(), barrier, json.dumps(share)],
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    settings.model_dump_json(),
+                    barrier,
+                    json.dumps(share),
+                    json.dumps([next(WARM_UP_USERS) for _ in range(10)]),
+                ],
                 stdout=subprocess.PIPE,
             )
             for share in shares
@@ -120,11 +129,11 @@ def bursts_in_processes(
     return latencies, walls, cpu / (rounds * processes * (concurrent // processes)) * 1000
 
 
-async def child(settings_json: str, barrier: str, share: str) -> None:
+async def child(settings_json: str, barrier: str, share: str, warm_up: str) -> None:
     """A submitting process of `--processes`: warm, wait at the barrier, submit its share at once."""
     settings = Settings.model_validate_json(settings_json)
     submitter = Submitter(settings)
-    for user_id in range(1, 11):  # connections, caches and the producer pool
+    for user_id in json.loads(warm_up):  # connections, caches and the producer pool
         await submitter.one(user_id)
     broker = redis.Redis.from_url(settings.redis_url or "")
     broker.rpush(f"{barrier}:ready", 1)
@@ -177,11 +186,12 @@ async def main() -> None:
         f"(median round wall {statistics.median(walls) * 1000:.0f} ms; "
         f"CPU {cpu_ms:.2f} ms per submission in the submitting process)"
     )
+    print(f"{'':<44} each round's last answer: {', '.join(f'{wall * 1000:.0f}' for wall in walls)} ms")
     await submitter.engine.dispose()
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
-        asyncio.run(child(*sys.argv[2:5]))
+        asyncio.run(child(*sys.argv[2:6]))
     else:
         asyncio.run(main())
