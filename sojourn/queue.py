@@ -55,7 +55,10 @@ class CeleryJobQueue:
 
     def __init__(self, app: Celery) -> None:
         self._app = app
-        self._sender: Coalescer[tuple[uuid.UUID, str, int], Exception | None] = Coalescer(self._send_all)
+        # Two batches at once: the group commit hands over two batches of submissions at once.
+        self._sender: Coalescer[tuple[uuid.UUID, str, int], Exception | None] = Coalescer(
+            self._send_all, concurrency=2
+        )
 
     async def enqueue(self, job_id: uuid.UUID, mode: str, dispatch: int = 0) -> None:
         (failure,) = await self._sender.submit([(job_id, mode, dispatch)])

@@ -163,7 +163,8 @@ async def _submit_together(
 
 
 # Two batches at once, of up to 100: one batch's statements run on Postgres while the next one's
-# prompts are parsed (a 200-burst's last answer: 227 -> 197 ms, BENCHMARKS "Submission path").
+# prompts are parsed (a 200-burst's last answer: 227 -> 197 ms, BENCHMARKS "Submission path");
+# their sends and their "sent" marks go two at once too (233 -> 204 ms).
 _SUBMISSIONS: Coalescer[tuple[async_sessionmaker[AsyncSession], Settings, PromptRequest], Outcome] = (
     Coalescer(_submit_batch, max_batch=100, concurrency=2)
 )
@@ -460,4 +461,6 @@ async def _mark_sent(
     return [None] * len(sent)
 
 
-_SENT_MARKS: Coalescer[tuple[async_sessionmaker[AsyncSession], uuid.UUID], None] = Coalescer(_mark_sent)
+_SENT_MARKS: Coalescer[tuple[async_sessionmaker[AsyncSession], uuid.UUID], None] = Coalescer(
+    _mark_sent, concurrency=2
+)
