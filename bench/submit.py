@@ -1,7 +1,9 @@
 """Submission latency: parse + credit hold + job insert + enqueue, on real Postgres + Redis.
 
 Run with `make bench`, or `scripts/with-services.sh .venv/bin/python bench/submit.py`.
-Prints, for users seen before (their row exists, today's credits given) and for first-time users:
+The submitting process freezes its startup and sets the garbage collector's thresholds as a bot
+process does once ready (`sojourn.collector`). Prints, for users seen before (their row exists,
+today's credits given) and for first-time users:
 median and p99 per submission one at a time, the CPU time and the statements each costs, and the
 median and p99 of a burst of 200 concurrent submissions with its throughput. `--processes N`
 splits each burst over N submitting processes, started together at a barrier in Redis.
@@ -30,6 +32,7 @@ from sqlalchemy import event
 from db.migrate import upgrade_async
 from db.session import make_engine, make_sessionmaker
 from sojourn.celery_app import make_celery
+from sojourn.collector import freeze_startup
 from sojourn.prompt import PromptRules
 from sojourn.queue import CeleryJobQueue
 from sojourn.services.submission import submit_prompt
@@ -135,6 +138,7 @@ async def child(settings_json: str, barrier: str, share: str, warm_up: str) -> N
     submitter = Submitter(settings)
     for user_id in json.loads(warm_up):  # connections, caches and the producer pool
         await submitter.one(user_id)
+    freeze_startup()
     broker = redis.Redis.from_url(settings.redis_url or "")
     broker.rpush(f"{barrier}:ready", 1)
     await asyncio.to_thread(broker.blpop, [f"{barrier}:go"], 120)
@@ -163,6 +167,7 @@ async def main() -> None:
 
     for user_id in range(1, KNOWN_USERS + 1):  # every known user's row and today's credits
         await submitter.one(user_id)
+    freeze_startup()  # as the bot does once it is ready
     await one_at_a_time(submitter, "users seen before", known, args.sequential)
     await one_at_a_time(submitter, "first-time users", first_timers, args.sequential)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from bot.exts import EXTENSIONS
 from bot.instrumentation import Instrumentation
 from bot.profiles import ProfileRecorder
 from db.session import make_engine, make_sessionmaker
+from sojourn.collector import freeze_startup
 from sojourn.metrics import MetricsEndpoint, serve_bot_metrics
 from sojourn.prompt import PromptRules
 from sojourn.queue import JobQueue
@@ -28,11 +28,6 @@ from sojourn.storage import make_storage
 log = logging.getLogger(__name__)
 
 DATABASE_CONNECTIONS = 10  # the engine's pool (and as many again in overflow)
-# The collector's thresholds once startup is frozen (Python's are 700, 10, 10). With the frozen
-# objects out of its count, Python's ran a full collection every few seconds of a burst, 15-25 ms
-# each, and one in a burst's first 50 ms put ~30 ms on its p99 (BENCHMARKS.md, "Defer path"):
-# young collections 7x rarer, and a full one only after 100 middle ones.
-GC_THRESHOLDS = (5_000, 20, 100)
 
 
 class SojournBot(commands.AutoShardedBot):
@@ -60,7 +55,7 @@ class SojournBot(commands.AutoShardedBot):
         # /imagine's work after its deferral, at most this many at once: the rest wait their turn
         # without touching the event loop, which stays free to defer the next interactions.
         self.submission_slots = asyncio.Semaphore(DATABASE_CONNECTIONS)
-        self._frozen = False  # `gc.freeze()` done (at the first `on_ready`)
+        self._frozen = False  # startup frozen (at the first `on_ready`)
         self.storage = make_storage(settings)
         self.instrumentation = instrumentation or Instrumentation()
         self.delivery = Delivery(
@@ -84,13 +79,11 @@ class SojournBot(commands.AutoShardedBot):
         self.metrics = serve_bot_metrics(self.settings)
 
     async def on_ready(self) -> None:
-        # Startup and the guild caches are long-lived: frozen, the collector stops walking them.
-        # Unfrozen, a full collection during a burst of commands walked ~600k objects in one
-        # 300 ms pause that every pending interaction waited out (BENCHMARKS.md, "Defer path").
-        # Once: a reconnection's `on_ready` would freeze whatever garbage is about by then.
+        # Startup and the guild caches are long-lived: frozen, the collector stops walking them
+        # (`sojourn.collector`). Once: a reconnection's `on_ready` would freeze whatever garbage
+        # is about by then.
         if not self._frozen:
-            gc.freeze()
-            gc.set_threshold(*GC_THRESHOLDS)
+            freeze_startup()
             self._frozen = True
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
