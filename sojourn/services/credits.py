@@ -134,8 +134,10 @@ async def hold_for_jobs(
             }
         )
 
+    planned: list[tuple[Account, int, dt.date | None]] = []  # each account, its cost, its grant day after
     for account, jobs in holds:
-        account.require(sum(cost for _, cost in jobs), daily_free, today)
+        needed = sum(cost for _, cost in jobs)
+        account.require(needed, daily_free, today)
         # The day's grant first (the ledger reads in order), keyed by the day; each hold by its new job.
         if daily := account.daily_grant_due(daily_free, today):
             entry(
@@ -143,6 +145,7 @@ async def hold_for_jobs(
             )
         for job_id, cost in jobs:
             entry(account.user_id, -cost, LedgerKind.HOLD, f"hold:{job_id}", job_id)
+        planned.append((account, needed, account.after_holds(needed, daily_free, today).daily_grant_on))
     if not entries:
         return
     ledger, users = LedgerEntry.table(), User.table()
@@ -158,18 +161,11 @@ async def hold_for_jobs(
     for user_id, amount in written:
         moved[user_id] = moved.get(user_id, 0) + amount
     balances = []
-    for account, jobs in holds:
+    for account, needed, grant_on in planned:
         change = moved.get(account.user_id, 0)
         if account.balance + change < 0:  # the day's grant was already in the ledger: only the holds moved
-            raise InsufficientCredits(needed=sum(cost for _, cost in jobs), balance=account.balance)
-        granted = account.daily_grant_due(daily_free, today) > 0
-        balances.append(
-            {
-                "user": account.user_id,
-                "moved": change,
-                "grant_on": today if granted else account.daily_grant_on,
-            }
-        )
+            raise InsufficientCredits(needed=needed, balance=account.balance)
+        balances.append({"user": account.user_id, "moved": change, "grant_on": grant_on})
     await session.execute(
         update(users)
         .where(users.c.id == bindparam("user"))

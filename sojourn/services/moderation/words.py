@@ -38,8 +38,11 @@ class ServerWords:
     rules: tuple[WordRule, ...]
     allowed: tuple[str, ...]
     own: tuple[ServerWordRule, ...]  # this server's rows (rules, allow list, defaults turned off)
-    defaults_on: bool
     server: ServerModeration  # the server's settings, read with the words
+
+    @property
+    def defaults_on(self) -> bool:
+        return self.server.default_words
 
     def screen(self, texts: Iterable[str]) -> list[WordMatch]:
         """Every rule matched by any of the texts, once per rule, blocks first."""
@@ -85,7 +88,6 @@ async def server_words(
         rules=tuple(rules),
         allowed=tuple(row.pattern for row in own if row.action == ALLOW),
         own=own,
-        defaults_on=server.default_words,
         server=server,
     )
 
