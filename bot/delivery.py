@@ -2,8 +2,13 @@
 
 Every message is the bot's own channel message, edited or posted with the bot's token, never
 with an interaction token (those die after 15 minutes): a job that ends an hour later, or after
-a restart, is delivered the same way. The database says what is undelivered (`delivered_at` is
-null), so the events from the worker only make delivery fast; the sweep makes it certain.
+a restart, is delivered the same way. The one exception is the waiting message of a command's
+own job, posted at once as a follow-up of the command: Discord limits those per interaction,
+where the bot's posts share a limit per channel (a few a second) and one for the whole bot (50 a
+second), so a burst of /imagine would otherwise wait minutes for its messages. The bot's token
+edits and deletes it later like any other. The database says what is undelivered
+(`delivered_at` is null), so the events from the worker only make delivery fast; the sweep
+makes it certain.
 
 Like Midjourney, the result is posted as a new message (so the requester is notified and it
 lands at the bottom of the channel) and the progress message is deleted; a failed or cancelled
@@ -198,20 +203,49 @@ class Delivery:
 
     # --- the waiting message, from /imagine --------------------------------------------------------
 
-    async def announce(self, jobs: Sequence[Job], channel: discord.abc.Messageable) -> None:
+    async def announce(
+        self,
+        jobs: Sequence[Job],
+        channel: discord.abc.Messageable,
+        *,
+        interaction: discord.Interaction[Any] | None = None,
+    ) -> None:
         """Post each new job's message in the channel ("Waiting to start…"); never raises.
 
+        Given the interaction that asked for the jobs (answered already, see
+        `confirm_and_announce`), the messages are its public follow-ups.
         The jobs are queued and paid for: a message that cannot be posted now is posted with the
         result (the sweep sees to it), and a result that ends first does not overtake it.
         """
         self._posting.update(job.id for job in jobs)
         for job in jobs:
             try:
-                await self._post_waiting(job, channel)
+                await self._post_waiting(job, channel, interaction)
             except Exception:
                 log.exception("could not show job %s yet; its result will still be delivered", job.id)
 
-    async def _post_waiting(self, job: Job, channel: discord.abc.Messageable) -> None:
+    async def confirm_and_announce(
+        self, jobs: Sequence[Job], interaction: discord.Interaction[Any], confirmation: str
+    ) -> None:
+        """Answer the deferred interaction that asked for the jobs privately, then post their
+        messages as its public follow-ups; never raises (the jobs are queued and paid for).
+
+        The first follow-up of a deferral replaces its private "thinking…" and keeps its privacy:
+        the confirmation goes first so that the job messages after it are public.
+        """
+        confirmed = True
+        try:
+            await interaction.followup.send(confirmation, ephemeral=True)
+        except discord.HTTPException:  # the job messages say it anyway
+            log.warning("could not confirm jobs to user %s", interaction.user.id, exc_info=True)
+            confirmed = False  # then a follow-up could still replace the private "thinking…"
+        channel = interaction.channel
+        if isinstance(channel, discord.abc.Messageable):  # else the result comes with the sweep
+            await self.announce(jobs, channel, interaction=interaction if confirmed else None)
+
+    async def _post_waiting(
+        self, job: Job, channel: discord.abc.Messageable, interaction: discord.Interaction[Any] | None
+    ) -> None:
         """Post the job's message ("Waiting to start… (position 3 in queue, ETA ~40 s)"), record it."""
         tracked = self._track(job)
         try:
@@ -240,8 +274,7 @@ class Delivery:
                     else tracked.card.progress(current.progress)
                 )
                 try:
-                    # No ping yet: the requester is notified when the result is posted.
-                    message = await channel.send(content, allowed_mentions=discord.AllowedMentions.none())
+                    message = await _send_waiting(content, channel, interaction)
                 except (discord.Forbidden, discord.NotFound) as error:
                     await self._give_up(tracked, _refusal_reason(error, tracked))
                     return
@@ -550,6 +583,20 @@ async def cancel_loop(loop: tasks.Loop[Any]) -> None:
     task = loop.get_task()
     if task is not None and task is not asyncio.current_task():
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def _send_waiting(
+    content: str, channel: discord.abc.Messageable, interaction: discord.Interaction[Any] | None
+) -> discord.Message:
+    """A waiting message: the interaction's follow-up while its token lives, else the bot's post.
+    No ping yet: the requester is notified when the result is posted."""
+    quiet = discord.AllowedMentions.none()
+    if interaction is not None:
+        try:
+            return await interaction.followup.send(content, allowed_mentions=quiet, wait=True)
+        except (discord.Forbidden, discord.NotFound):  # the token expired: the bot's own post still can
+            log.info("interaction %s could not post a waiting message; posting it as the bot", interaction.id)
+    return await channel.send(content, allowed_mentions=quiet)
 
 
 def _refusal_reason(error: discord.HTTPException, tracked: _JobMessage) -> str:

@@ -164,12 +164,15 @@ async def unchanged(
 
 
 def answer(result: simcord.InteractionResult) -> str | None:
-    """The private answer to a press (None: ignored), checked to be private and in our words."""
+    """The private answer to a press (None: ignored), checked to be private and in our words.
+
+    A press that makes a job is followed by the job's public message ("Waiting to start…")."""
     messages = [m for m in [result.response, *result.followups] if m is not None]
     if not messages:
         assert not result.acknowledged, result  # ignored, not left "thinking…"
         return None
-    assert all(m.ephemeral for m in messages), [m.content for m in messages]
+    public = [m.content for m in messages if not m.ephemeral]
+    assert messages[0].ephemeral and all("Waiting to start" in (text or "") for text in public), public
     content = messages[0].content
     assert content and content != GENERIC_FAILURE and "Traceback" not in content, content
     return content

@@ -8,6 +8,7 @@ from typing import Any
 
 import discord
 import pytest
+import simcord
 
 from db.models import JobStatus, LedgerKind
 from sojourn.events import JobEvent, RedisEventPublisher
@@ -259,6 +260,7 @@ async def test_a_result_that_ends_after_the_interaction_token_expired_is_deliver
     await world.alice.slash(world.channel, "imagine", prompt="a patient heron --q .25 --repeat 2")
     first, second = await jobs_of(bot_sessions, world.alice.id)
     asked_at = world.env.now()
+    asked_requests = len(world.env.http_requests)
     await world.env.advance_time(16 * 60)  # an interaction token lives 15 minutes
     assert (await reload(bot_sessions, second.id)).status == JobStatus.QUEUED
     await queue.release()
@@ -267,9 +269,14 @@ async def test_a_result_that_ends_after_the_interaction_token_expired_is_deliver
 
     assert message.created_at - asked_at > dt.timedelta(minutes=15)
     await wait_for_result(world, first.id)
-    # The interaction token served twice, within its first seconds: the deferral, the confirmation.
-    token_calls = [r for r in world.env.http_requests if "/interactions/" in r.path or "/webhooks/" in r.path]
-    assert [r.method for r in token_calls] == ["POST", "POST"]
+
+    # The interaction token served within its first seconds only: the deferral, the confirmation
+    # and the two waiting messages; the bot's token did everything after.
+    def token_calls(requests: list[simcord.HttpLogEntry]) -> list[str]:
+        return [r.method for r in requests if "/interactions/" in r.path or "/webhooks/" in r.path]
+
+    assert token_calls(world.env.http_requests[:asked_requests]) == ["POST"] * 4
+    assert token_calls(world.env.http_requests[asked_requests:]) == []
 
 
 @pytest.mark.parametrize(

@@ -87,9 +87,9 @@ async def handle_press(
             ephemeral=True,
         )
         return
-    if isinstance(interaction.channel, discord.abc.Messageable):
-        await bot.delivery.announce([job], interaction.channel)
-    await interaction.followup.send(f"{what}: queued `{job.id}` ({job.cost} credits held).", ephemeral=True)
+    await bot.delivery.confirm_and_announce(
+        [job], interaction, f"{what}: queued `{job.id}` ({job.cost} credits held)."
+    )
 
 
 async def handle_favorite(

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import discord
@@ -8,13 +7,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import user_errors_as_replies
-from bot.exts.imagine._submit import submit_imagine
+from bot.exts.imagine._submit import Submitted, submit_imagine
 
 if TYPE_CHECKING:
     from bot.bot import SojournBot
-
-
-log = logging.getLogger(__name__)
 
 
 class Imagine(commands.Cog):
@@ -34,12 +30,13 @@ class Imagine(commands.Cog):
         image: discord.Attachment | None = None,
     ) -> None:
         # Acknowledge first (Discord allows 3 s; what follows needs the database). Privately, so a
-        # mistake in the prompt is answered privately too: the public message is the bot's own.
+        # mistake in the prompt is answered privately too; the jobs' messages follow publicly.
         await interaction.response.defer(ephemeral=True, thinking=True)
         self.bot.instrumentation.mark("deferred", interaction.id)
-        async with self.bot.submission_slots, user_errors_as_replies(interaction):
-            confirmation = await submit_imagine(self.bot, interaction, prompt, image)
-            try:
-                await interaction.followup.send(confirmation, ephemeral=True)
-            except discord.HTTPException:  # the jobs are queued and shown in the channel anyway
-                log.warning("could not confirm /imagine to user %s", interaction.user.id, exc_info=True)
+        submitted: Submitted | None = None
+        async with user_errors_as_replies(interaction):
+            submitted = await submit_imagine(self.bot, interaction, prompt, image)
+        if submitted is not None:  # queued and paid for: from here on nothing is an error reply
+            await self.bot.delivery.confirm_and_announce(
+                submitted.jobs, interaction, submitted.confirmation()
+            )

@@ -1,13 +1,15 @@
-"""What /imagine does after acknowledging: check, store the image prompt, submit, post, confirm."""
+"""What /imagine does after acknowledging: check, store the image prompt, submit; then confirm, post."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot.channels import check_can_post, origin_of
+from db.models import Job
 from sojourn.errors import UserError
 from sojourn.services.image_prompts import check_declared, read_image_prompt, store_image_prompt
 from sojourn.services.submission import submit_prompt
@@ -33,31 +35,43 @@ async def image_prompt_key(bot: SojournBot, attachment: discord.Attachment) -> t
     return await asyncio.to_thread(store_image_prompt, bot.storage, image), image.animated
 
 
+@dataclasses.dataclass(frozen=True)
+class Submitted:
+    """An /imagine's queued, paid-for jobs."""
+
+    jobs: list[Job]
+    animated: bool  # its image prompt was an animation (the first frame was kept)
+
+    def confirmation(self) -> str:
+        held = sum(job.cost for job in self.jobs)
+        ids = ", ".join(f"`{job.id}`" for job in self.jobs)
+        noun = "job" if len(self.jobs) == 1 else "jobs"
+        first_frame = (
+            " The attached image is animated: its first frame is the image prompt." if self.animated else ""
+        )
+        return (
+            f"Queued {len(self.jobs)} {noun} ({held} credits held): {ids}. /cancel stops one; "
+            "/info shows your queue." + first_frame
+        )
+
+
 async def submit_imagine(
     bot: SojournBot, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None
-) -> str:
-    """Submit the prompt and post each job's message; returns the private confirmation."""
+) -> Submitted:
+    """Check where it was asked, store the image prompt, submit; raises `UserError`s to answer."""
     check_can_post(interaction)
-    channel = interaction.channel
-    assert isinstance(channel, discord.abc.Messageable)
     image_key, animated = await image_prompt_key(bot, image) if image is not None else (None, False)
-    jobs = await submit_prompt(
-        bot.sessions,
-        bot.settings,
-        bot.queue,
-        user_id=interaction.user.id,
-        text=prompt,
-        origin=origin_of(interaction),
-        rules=bot.rules,
-        image_key=image_key,
-    )
-    # From here on the jobs are queued and paid for: nothing below may turn this into an error reply.
-    await bot.delivery.announce(jobs, channel)
-    held = sum(job.cost for job in jobs)
-    ids = ", ".join(f"`{job.id}`" for job in jobs)
-    noun = "job" if len(jobs) == 1 else "jobs"
-    first_frame = " The attached image is animated: its first frame is the image prompt." if animated else ""
-    return (
-        f"Queued {len(jobs)} {noun} ({held} credits held): {ids}. /cancel stops one; /info shows your queue."
-        + first_frame
-    )
+    # Only the database work takes a slot: the image's download above and the posts after this
+    # wait on Discord, and must not keep others' submissions waiting (`SojournBot.submission_slots`).
+    async with bot.submission_slots:
+        jobs = await submit_prompt(
+            bot.sessions,
+            bot.settings,
+            bot.queue,
+            user_id=interaction.user.id,
+            text=prompt,
+            origin=origin_of(interaction),
+            rules=bot.rules,
+            image_key=image_key,
+        )
+    return Submitted(jobs, animated)
