@@ -2,7 +2,9 @@
 
 The global name and avatar, never a server's nickname or server avatar: the web is not one server.
 Recording never delays or breaks an interaction: it runs in a task of its own, and a failure is
-logged and dropped (the next interaction tries again).
+logged and dropped (the next interaction tries again). The profiles of a burst are written
+together (a few transactions, not one each), so they keep few of the database connections the
+burst's submissions need.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import logging
 import discord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sojourn.services.profiles import KnownProfiles, clean_profile, remember_profile
+from sojourn.batching import Coalescer
+from sojourn.services.profiles import KnownProfiles, clean_profile, remember_profiles
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,7 @@ class ProfileRecorder:
         self._sessions = sessions
         self._known = KnownProfiles()
         self._pending: dict[int, asyncio.Task[None]] = {}  # also keeps each task referenced
+        self._batches: Coalescer[tuple[int, str, str], bool] = Coalescer(self._remember_all)
 
     def see(self, user: discord.User | discord.Member) -> None:
         """Record `user`'s profile unless this process knows it is stored (or is storing it)."""
@@ -42,9 +46,12 @@ class ProfileRecorder:
 
     async def _remember(self, user_id: int, name: str, avatar: str) -> None:
         try:
-            await remember_profile(self._sessions, user_id, name, avatar, known=self._known)
+            await self._batches.submit([(user_id, name, avatar)])
         except Exception as error:  # the database may be down: the next one retries
             log.warning("could not record the profile of user %s: %r", user_id, error)
+
+    async def _remember_all(self, seen: list[tuple[int, str, str]]) -> list[bool]:
+        return await remember_profiles(self._sessions, seen, known=self._known)
 
     async def close(self) -> None:
         tasks = list(self._pending.values())

@@ -1,7 +1,8 @@
 """Members' Discord names and avatars, as the bot last saw them, for the web gallery to show.
 
-The bot records a profile on every interaction (`remember_profile`) of a member it already has a
-row for; a `KnownProfiles` cache keeps an unchanged profile from reaching the database at all.
+The bot records a profile on every interaction (`remember_profiles`, a burst's together) of a
+member it already has a row for; a `KnownProfiles` cache keeps an unchanged profile from reaching
+the database at all.
 Both values come from Discord users and are treated as hostile: a name is cleaned and cut, an
 avatar is kept only as a Discord CDN URL. The web reads them with `public_profiles`, only for
 members with a result in the galleries.
@@ -12,10 +13,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Job, User
@@ -86,46 +87,70 @@ async def remember_profile(
     *,
     known: KnownProfiles | None = None,
 ) -> bool:
-    """Store a member's name and avatar (cleaned) if they changed; True if that wrote anything.
+    """Store a member's name and avatar (cleaned) if they changed; True if they did."""
+    (written,) = await remember_profiles(sessions, [(user_id, display_name, avatar_url)], known=known)
+    return written
+
+
+async def remember_profiles(
+    sessions: async_sessionmaker[AsyncSession],
+    seen: Sequence[tuple[int, str | None, str | None]],
+    *,
+    known: KnownProfiles | None = None,
+) -> list[bool]:
+    """Store members' names and avatars (cleaned) where they changed, all in one transaction of
+    two statements; for each `(user_id, name, avatar)`, whether it differed from the stored one.
 
     Only a member the bot already has a row for (one who has used a command) gets a profile: an
     interaction alone leaves no trace. With `known`, a profile this process has stored or found
     in the database is not read again; a member without a row is asked about again next time.
+    A member seen twice gets the later profile.
     """
-    profile = clean_profile(display_name, avatar_url)
-    if known is not None and known.holds(user_id, profile):
-        return False
+    profiles = [(user_id, clean_profile(name, avatar)) for user_id, name, avatar in seen]
+    asked = {
+        user_id: profile
+        for user_id, profile in profiles
+        if known is None or not known.holds(user_id, profile)
+    }
+    if not asked:
+        return [False] * len(profiles)
     async with sessions.begin() as session:
-        stored = (
-            await session.execute(select(User.display_name, User.avatar_url).where(User.id == user_id))
-        ).one_or_none()
-        if stored is None:
-            return False
-        written = Profile(*stored) != profile and await _update(session, user_id, profile)
+        rows = await session.execute(
+            select(User.id, User.display_name, User.avatar_url).where(User.id.in_(asked))
+        )
+        stored = {user_id: Profile(name, avatar) for user_id, name, avatar in rows}
+        changed = {
+            user_id: profile
+            for user_id, profile in asked.items()
+            if user_id in stored and stored[user_id] != profile
+        }
+        if changed:
+            await _update(session, changed)
     if known is not None:
-        known.add(user_id, profile)
-    return written
+        for user_id in stored:
+            known.add(user_id, asked[user_id])
+    written = set(changed)
+    return [user_id in written and asked[user_id] == profile for user_id, profile in profiles]
 
 
-async def _update(session: AsyncSession, user_id: int, profile: Profile) -> bool:
-    """Write the profile unless it is already there (a concurrent write may have just stored it)."""
-    changed = await session.execute(
-        update(User)
+async def _update(session: AsyncSession, changed: dict[int, Profile]) -> None:
+    """Write the profiles, each unless it is already there (a concurrent write may have stored it)."""
+    users = User.__table__
+    await session.execute(
+        update(users)
         .where(
-            User.id == user_id,
+            users.c.id == bindparam("user"),
             or_(
-                User.display_name.is_distinct_from(profile.display_name),
-                User.avatar_url.is_distinct_from(profile.avatar_url),
+                users.c.display_name.is_distinct_from(bindparam("name")),
+                users.c.avatar_url.is_distinct_from(bindparam("avatar")),
             ),
         )
-        .values(
-            display_name=profile.display_name,
-            avatar_url=profile.avatar_url,
-            profile_updated_at=utcnow(),
-        )
-        .returning(User.id)
+        .values(display_name=bindparam("name"), avatar_url=bindparam("avatar"), profile_updated_at=utcnow()),
+        [
+            {"user": user_id, "name": profile.display_name, "avatar": profile.avatar_url}
+            for user_id, profile in changed.items()
+        ],
     )
-    return changed.scalar_one_or_none() is not None
 
 
 async def public_profiles(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Profile]:

@@ -58,7 +58,7 @@ async def test_a_failure_to_record_is_logged_and_the_interaction_answered(
     async def database_down(*args: object, **kwargs: object) -> bool:
         raise ConnectionRefusedError("the database is down")
 
-    monkeypatch.setattr(bot.profiles, "remember_profile", database_down)
+    monkeypatch.setattr(bot.profiles, "remember_profiles", database_down)
     caplog.set_level(logging.WARNING)
     guild = env.create_guild("Sojourners")
     channel = guild.create_text_channel("art")

@@ -17,6 +17,7 @@ from sojourn.services.profiles import (
     clean_name,
     public_profiles,
     remember_profile,
+    remember_profiles,
 )
 from tests.services.gallery_helpers import db, make_result, new_id
 
@@ -98,6 +99,36 @@ async def test_a_known_profile_does_not_reach_the_database(db: Sessions) -> None
         assert await remember_profile(db, user_id, "Bob", AVATAR, known=known) is False
     assert statements == []
     assert await remember_profile(db, user_id, "Bobby", AVATAR, known=known) is True  # a change goes through
+
+
+async def test_a_burst_of_profiles_is_read_and_written_in_two_statements(db: Sessions) -> None:
+    changed, unchanged, twice, known_one = [await member(db) for _ in range(4)]
+    stranger = new_id()  # no row: never a command
+    await remember_profile(db, unchanged, "Same", AVATAR)
+    known = KnownProfiles()
+    assert await remember_profile(db, known_one, "Known", AVATAR, known=known) is True
+
+    seen = [
+        (changed, "New", AVATAR),
+        (unchanged, "Same", AVATAR),
+        (stranger, "Nobody", AVATAR),
+        (twice, "First", None),
+        (known_one, "Known", AVATAR),
+        (twice, "Second", None),
+    ]
+    with CountingStatements(db) as statements:
+        written = await remember_profiles(db, seen, known=known)
+
+    assert written == [True, False, False, False, False, True]  # the later of two sightings wins
+    assert [s.lstrip().split()[0].upper() for s in statements] == ["SELECT", "UPDATE"], statements
+    profiles = {user_id: await stored(db, user_id) for user_id in (changed, unchanged, twice)}
+    assert {user_id: user.display_name for user_id, user in profiles.items() if user} == {
+        changed: "New",
+        unchanged: "Same",
+        twice: "Second",
+    }
+    assert await stored(db, stranger) is None
+    assert await remember_profiles(db, seen[:2], known=known) == [False, False]  # now known
 
 
 def test_the_cache_forgets_the_least_recently_seen() -> None:
