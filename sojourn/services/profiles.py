@@ -135,7 +135,7 @@ async def remember_profiles(
 
 async def _update(session: AsyncSession, changed: dict[int, Profile]) -> None:
     """Write the profiles, each unless it is already there (a concurrent write may have stored it)."""
-    users = User.__table__
+    users = User.table()
     await session.execute(
         update(users)
         .where(
