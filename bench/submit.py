@@ -5,8 +5,11 @@ The submitting process freezes its startup and sets the garbage collector's thre
 process does once ready (`sojourn.collector`). Prints, for users seen before (their row exists,
 today's credits given) and for first-time users:
 median and p99 per submission one at a time, the CPU time and the statements each costs, and the
-median and p99 of a burst of 200 concurrent submissions with its throughput. `--processes N`
-splits each burst over N submitting processes, started together at a barrier in Redis.
+median and p99 of a burst of 200 concurrent submissions with its throughput and, in one process,
+the CPU the servers spent on each (Postgres, all its processes, read from /proc; Redis from its
+INFO): with the submitting process's own, what a burst costs the machine, which says how many
+processes and cores a target needs. `--processes N` splits each burst over N submitting
+processes, started together at a barrier in Redis.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from db.migrate import upgrade_async
 from db.session import make_engine, make_sessionmaker
@@ -81,6 +84,50 @@ class Submitter:
 
     async def burst(self, user_ids: list[int]) -> list[float]:
         return list(await asyncio.gather(*(self.one(user_id) for user_id in user_ids)))
+
+
+class ServerCpu:
+    """CPU seconds the servers have used so far: Postgres (the postmaster, its live processes and
+    those that exited) and Redis. Postgres reads as None where its files cannot be read."""
+
+    def __init__(self, postmaster: int | None, broker: redis.Redis) -> None:
+        self._postmaster, self._broker = postmaster, broker
+
+    @classmethod
+    async def find(cls, submitter: Submitter) -> ServerCpu:
+        postmaster = None
+        try:
+            async with submitter.engine.connect() as connection:
+                data_directory = await connection.scalar(text("SHOW data_directory"))
+            pid_file = await asyncio.to_thread(Path(data_directory, "postmaster.pid").read_text)
+            postmaster = int(pid_file.split()[0])
+        except Exception as error:  # not the server's owner, or another host's server
+            print(f"(Postgres's CPU cannot be read here: {error!r})")
+        return cls(postmaster, redis.Redis.from_url(submitter.settings.redis_url or ""))
+
+    @staticmethod
+    def _times(pid: int) -> tuple[int, list[int]]:
+        """(parent pid, [utime, stime, cutime, cstime]) in clock ticks, from /proc/PID/stat."""
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[1]), [int(value) for value in fields[11:15]]
+
+    def postgres(self) -> float | None:
+        if self._postmaster is None:
+            return None
+        ticks = sum(self._times(self._postmaster)[1])
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    parent, times = self._times(int(entry.name))
+                except (OSError, ValueError):  # gone meanwhile
+                    continue
+                if parent == self._postmaster:
+                    ticks += times[0] + times[1]
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def redis(self) -> float:
+        info = self._broker.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 async def one_at_a_time(submitter: Submitter, label: str, users: Iterator[int], count: int) -> None:
@@ -171,15 +218,25 @@ async def main() -> None:
     await one_at_a_time(submitter, "users seen before", known, args.sequential)
     await one_at_a_time(submitter, "first-time users", first_timers, args.sequential)
 
+    servers = ""
     if args.processes == 1:
         latencies: list[float] = []
         walls: list[float] = []
-        cpu = time.process_time()
+        server_cpu = await ServerCpu.find(submitter)
+        cpu, postgres, broker = time.process_time(), server_cpu.postgres(), server_cpu.redis()
         for _ in range(args.rounds):
             started = time.perf_counter()
             latencies += await submitter.burst([next(known) for _ in range(args.concurrent)])
             walls.append(time.perf_counter() - started)
-        cpu_ms = (time.process_time() - cpu) / (args.rounds * args.concurrent) * 1000
+        count = args.rounds * args.concurrent
+        cpu_ms = (time.process_time() - cpu) / count * 1000
+        postgres_after = server_cpu.postgres()
+        postgres_ms = (
+            f"{(postgres_after - postgres) / count * 1000:.2f}"
+            if postgres is not None and postgres_after is not None
+            else "n/a"
+        )
+        servers = f"; Postgres {postgres_ms} ms, Redis {(server_cpu.redis() - broker) / count * 1000:.2f} ms"
     else:
         latencies, walls, cpu_ms = bursts_in_processes(
             settings, known, args.concurrent, args.rounds, args.processes
@@ -189,7 +246,7 @@ async def main() -> None:
     print(
         f"{'burst throughput':<44} {args.concurrent / statistics.median(walls):7.0f} submissions/s "
         f"(median round wall {statistics.median(walls) * 1000:.0f} ms; "
-        f"CPU {cpu_ms:.2f} ms per submission in the submitting process)"
+        f"CPU per submission: {cpu_ms:.2f} ms in the submitting process{servers})"
     )
     print(f"{'':<44} each round's last answer: {', '.join(f'{wall * 1000:.0f}' for wall in walls)} ms")
     await submitter.engine.dispose()
