@@ -2,13 +2,13 @@
 
 Every message is the bot's own channel message, edited or posted with the bot's token, never
 with an interaction token (those die after 15 minutes): a job that ends an hour later, or after
-a restart, is delivered the same way. The one exception is the waiting message of a command's
-own job, posted at once as a follow-up of the command: Discord limits those per interaction,
-where the bot's posts share a limit per channel (a few a second) and one for the whole bot (50 a
-second), so a burst of /imagine would otherwise wait minutes for its messages. The bot's token
-edits and deletes it later like any other. The database says what is undelivered
-(`delivered_at` is null), so the events from the worker only make delivery fast; the sweep
-makes it certain.
+a restart, is delivered the same way. The one exception is a job's first message ("Waiting to
+start…"), posted at once as a follow-up of the /imagine or button press that asked for it:
+Discord limits those per interaction, where the bot's posts share a limit per channel (a few a
+second) and one for the whole bot (50 a second), so a burst of /imagine would otherwise wait
+minutes for its messages. The bot's token edits and deletes it later like any other. The
+database says what is undelivered (`delivered_at` is null), so the events from the worker only
+make delivery fast; the sweep makes it certain.
 
 Like Midjourney, the result is posted as a new message (so the requester is notified and it
 lands at the bottom of the channel) and the progress message is deleted; a failed or cancelled
