@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 FINAL_EVENTS = frozenset({"succeeded", "failed", "cancelled"})
 NOT_OURS_MEMORY = 4096  # job ids known to have no Discord message (e.g. `sojourn render`'s)
 MESSAGE_GONE = 10008  # Discord's code for a deleted message
+NOT_OURS_TO_EDIT = 50005  # "Cannot edit a message authored by another user": post anew
 # Seconds a waiting message's ETA reuses the typical job duration read for an earlier one.
 TYPICAL_DURATION_REFRESH = 10.0
 
@@ -532,7 +533,8 @@ class Delivery:
                 if error.code != MESSAGE_GONE:  # the message was deleted: post a new one below
                     raise Undeliverable(_refusal_reason(error, tracked)) from error
             except discord.Forbidden as error:
-                raise Undeliverable(_refusal_reason(error, tracked)) from error
+                if error.code != NOT_OURS_TO_EDIT:  # else a follow-up Discord keeps for its interaction
+                    raise Undeliverable(_refusal_reason(error, tracked)) from error
         extra: dict[str, Any] = {"file": attachment()} if attachment else {}
         if view is not None:
             extra["view"] = view

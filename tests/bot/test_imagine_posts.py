@@ -15,7 +15,7 @@ import simcord
 from simcord.http.client import FakeHTTPClient, FakeWebhookAdapter
 
 from tests.bot.conftest import GatedQueue, World, eventually, jobs_of
-from tests.bot.helpers import requests
+from tests.bot.helpers import reload, requests
 
 WAITING = "Waiting to start"
 
@@ -83,6 +83,31 @@ async def test_the_waiting_message_is_a_public_follow_up_after_the_private_confi
     assert shown_to(world, world.bob) == [message.id for message in waiting]  # public
     # Through the interaction's webhook, none with the bot's own token (limited per channel).
     assert not requests(world.env, "POST", f"/channels/{world.channel.id}/messages")
+
+
+async def test_a_waiting_message_the_bot_may_not_edit_gives_way_to_a_new_one(
+    world: World, bot_sessions, queue: GatedQueue
+) -> None:  # type: ignore[no-untyped-def]
+    """Should Discord refuse the bot's token an edit of a follow-up (50005, not the bot's message),
+    the outcome is posted anew, not given up."""
+    queue.hold()
+    await world.alice.slash(world.channel, "imagine", prompt="a slow cathedral")
+    (job,) = await jobs_of(bot_sessions, world.alice.id)
+    world.env.inject_error(
+        "PATCH", f"/channels/{world.channel.id}/messages/*", status=403, code=50005, times=None
+    )
+
+    await world.alice.slash(world.channel, "cancel", job_id=str(job.id))
+
+    def cancelled_anew() -> bool:
+        return any(
+            m.id != job.message_id and m.content.endswith("— cancelled; the credits were refunded")
+            for m in world.channel.history()
+        )
+
+    await eventually(cancelled_anew, what="the cancellation posted as a new message")
+    done = await reload(bot_sessions, job.id)
+    assert done.delivered_at is not None and done.delivery_error is None
 
 
 def shown_to(world: World, member: simcord.MemberActor) -> list[int]:
