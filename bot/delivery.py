@@ -50,6 +50,7 @@ from sojourn.metrics import observe_delivery
 from sojourn.services import delivery as delivery_service
 from sojourn.services import queue_info
 from sojourn.services.delivery import Outcome
+from sojourn.services.queue_info import QueueEstimate
 from sojourn.services.results import display_key_of
 from sojourn.settings import Settings
 from sojourn.storage import ImageStorage
@@ -125,6 +126,10 @@ class Delivery:
         self._typical: tuple[float, float] | None = None  # (seconds, when it was read), see below
         # A burst's waiting messages are recorded in a few statements, not one transaction each.
         self._record_messages: Coalescer[tuple[uuid.UUID, int], None] = Coalescer(self._record)
+        # And what their messages say (each job's state and place in the queue) read together.
+        self._waiting_views: Coalescer[uuid.UUID, tuple[Job | None, QueueEstimate | None]] = Coalescer(
+            self._load_waiting_views
+        )
         # At start-up (results that ended while the bot was down), then every few seconds.
         self._sweeper = tasks.loop(
             seconds=self.settings.delivery_sweep_interval, name="sojourn-delivery-sweep"
@@ -251,23 +256,15 @@ class Delivery:
         tracked = self._track(job)
         try:
             async with tracked.lock:
-                async with self.sessions() as session:
-                    current = await session.get(Job, job.id)
-                    if current is None or current.delivered_at is not None:
-                        return
-                    outcome, estimate = None, None
-                    if current.status in FINAL_STATUSES:  # it ended before it was even shown
+                ((current, estimate),) = await self._waiting_views.submit([job.id])
+                if current is None or current.delivered_at is not None:
+                    return
+                if current.status in FINAL_STATUSES:  # it ended before it was even shown
+                    async with self.sessions() as session:
                         outcome = await delivery_service.outcome_of(session, job.id)
-                    else:
-                        estimate = await queue_info.estimate_for(  # None once it started
-                            session,
-                            current,
-                            default_seconds=self.settings.default_eta_seconds,
-                            typical=await self._typical_duration(session),
-                        )
-                if outcome is not None:
-                    self._posting.discard(job.id)
-                    await self._deliver_locked(tracked, outcome, new_message_channel=channel)
+                    if outcome is not None:
+                        self._posting.discard(job.id)
+                        await self._deliver_locked(tracked, outcome, new_message_channel=channel)
                     return
                 content = (
                     tracked.card.waiting(estimate)
@@ -290,6 +287,18 @@ class Delivery:
         finally:
             self._posting.discard(job.id)
         tracked.throttle.kick()  # progress that arrived before the message existed
+
+    async def _load_waiting_views(
+        self, job_ids: list[uuid.UUID]
+    ) -> list[tuple[Job | None, QueueEstimate | None]]:
+        """`delivery_service.waiting_views`: a burst's in one transaction."""
+        async with self.sessions() as session:
+            return await delivery_service.waiting_views(
+                session,
+                job_ids,
+                default_seconds=self.settings.default_eta_seconds,
+                typical=await self._typical_duration(session),
+            )
 
     async def _typical_duration(self, session: AsyncSession) -> float:
         """The ETA's typical job duration, read at most every `TYPICAL_DURATION_REFRESH` seconds:

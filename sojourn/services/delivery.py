@@ -23,6 +23,8 @@ from sqlalchemy.orm import selectinload
 
 from db.models import FINAL_STATUSES, HeldResult, HoldStatus, Job
 from sojourn.clock import utcnow
+from sojourn.services import queue_info
+from sojourn.services.queue_info import QueueEstimate
 
 DELIVERY_ERROR_CHARS = 300
 
@@ -86,6 +88,18 @@ async def outcome_of(session: AsyncSession, job_id: uuid.UUID) -> Outcome | None
         )
     ).one_or_none()
     return Outcome(job=job, hold=held.status if held else None, decided_at=held.decided_at if held else None)
+
+
+async def waiting_views(
+    session: AsyncSession, job_ids: Sequence[uuid.UUID], *, default_seconds: float, typical: float
+) -> list[tuple[Job | None, QueueEstimate | None]]:
+    """For the waiting messages of new jobs: each job as it is now and, while it is queued, its
+    place and ETA; two statements however many jobs (a burst's messages are read together)."""
+    jobs = {job.id: job for job in await session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+    estimates = await queue_info.estimates_for(
+        session, jobs.values(), default_seconds=default_seconds, typical=typical
+    )
+    return [(jobs.get(job_id), estimates.get(job_id)) for job_id in job_ids]
 
 
 async def is_removed(session: AsyncSession, job_id: uuid.UUID) -> bool:

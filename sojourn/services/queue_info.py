@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 import statistics
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Job, JobStatus
@@ -53,28 +55,45 @@ async def estimate_for(
     session: AsyncSession, job: Job, *, default_seconds: float, typical: float | None = None
 ) -> QueueEstimate | None:
     """The queue position and ETA of a queued job (None once it has started)."""
-    if job.status != JobStatus.QUEUED:
-        return None
-    # One round trip: the jobs ahead of it in its queue, the jobs running and their workers.
-    mode = job.spec.get("mode", "fast")
-    ahead = (
-        select(func.count())
-        .select_from(Job)
-        .where(
-            Job.status == JobStatus.QUEUED,
-            Job.spec["mode"].as_string() == mode,
-            (Job.queued_at < job.queued_at) | ((Job.queued_at == job.queued_at) & (Job.id < job.id)),
+    estimates = await estimates_for(session, [job], default_seconds=default_seconds, typical=typical)
+    return estimates.get(job.id)
+
+
+async def estimates_for(
+    session: AsyncSession, jobs: Iterable[Job], *, default_seconds: float, typical: float | None = None
+) -> dict[uuid.UUID, QueueEstimate]:
+    """The queue positions and ETAs of those of `jobs` still queued, in one round trip (two
+    without `typical`): a queue's jobs are numbered in order once, however many are asked about."""
+    queued = [job.id for job in jobs if job.status == JobStatus.QUEUED]
+    if not queued:
+        return {}
+    queue = func.coalesce(Job.spec["mode"].as_string(), "fast")
+    places = (
+        select(
+            Job.id.label("job_id"),
+            func.row_number().over(partition_by=queue, order_by=(Job.queued_at, Job.id)).label("place"),
         )
-        .scalar_subquery()
+        .where(Job.status == JobStatus.QUEUED)
+        .subquery()
     )
-    running = select(func.count(), func.count(func.distinct(Job.worker_id))).where(
-        Job.status == JobStatus.RUNNING
+    running = (
+        select(func.count().label("jobs"), func.count(func.distinct(Job.worker_id)).label("workers"))
+        .where(Job.status == JobStatus.RUNNING)
+        .subquery()
     )
-    counts = running.add_columns(ahead)
-    running_now, workers, queued_ahead = (await session.execute(counts)).one()
+    rows = (
+        await session.execute(
+            select(places.c.job_id, places.c.place, running.c.jobs, running.c.workers)
+            .select_from(places.join(running, true()))
+            .where(places.c.job_id.in_(queued))
+        )
+    ).all()
     duration = typical if typical is not None else await typical_duration(session, default_seconds)
-    rounds = math.ceil((queued_ahead + running_now) / max(workers, 1)) + 1
-    return QueueEstimate(position=queued_ahead + 1, eta_seconds=rounds * duration)
+    estimates = {}
+    for job_id, place, running_now, workers in rows:
+        rounds = math.ceil((place - 1 + running_now) / max(workers, 1)) + 1
+        estimates[job_id] = QueueEstimate(position=place, eta_seconds=rounds * duration)
+    return estimates
 
 
 def describe_eta(seconds: float) -> str:

@@ -17,6 +17,9 @@ from sojourn.services.job_queries import parse_job_id
 from sojourn.services.lifecycle import cancel_user_job
 from sojourn.services.submission import submit_prompt
 from sojourn.settings import Settings
+from tests.services.gallery_helpers import db
+
+__all__ = ["db"]
 
 _user_ids = itertools.count(70_000)
 pytestmark = pytest.mark.usefixtures("pinned_clock")
@@ -76,6 +79,27 @@ async def test_position_counts_earlier_jobs_of_the_same_queue(sessions) -> None:
     assert [e.position for e in estimates if e] == [1, 1, 2]
     # No history: each job ahead and the job itself take the default 30 s (one worker assumed).
     assert [e.eta_seconds for e in estimates if e] == [30.0, 30.0, 60.0]
+
+
+async def test_the_positions_of_many_jobs_are_read_together_on_both_backends(db) -> None:  # type: ignore[no-untyped-def]
+    """A burst's waiting messages ask about many jobs at once: one numbering of each queue."""
+    user = next(_user_ids)
+    jobs = [
+        await add_job(db, user, queued_at=T0 + dt.timedelta(seconds=i % 3), mode=("fast", "relax")[i % 2])
+        for i in range(7)
+    ]
+    await add_job(db, user, status=JobStatus.RUNNING, worker_id="a@host", started_at=T0)
+    async with db() as session:
+        together = await queue_info.estimates_for(session, reversed(jobs), default_seconds=10.0)
+        one_by_one = {
+            job.id: await queue_info.estimate_for(session, job, default_seconds=10.0) for job in jobs
+        }
+    assert together == one_by_one
+    fast = sorted(
+        (job for job in jobs if job.spec["mode"] == "fast"), key=lambda job: (job.queued_at, job.id)
+    )
+    assert [together[job.id].position for job in fast] == [1, 2, 3, 4]
+    assert [together[job.id].eta_seconds for job in fast] == [20.0, 30.0, 40.0, 50.0]  # one running ahead
 
 
 async def test_eta_uses_the_median_of_recent_jobs_and_the_busy_workers(sessions) -> None:  # type: ignore[no-untyped-def]
