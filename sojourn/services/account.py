@@ -61,11 +61,13 @@ async def account_overview(
         await credits.grant_daily_if_due(session, user_id, settings.credits.daily_free, today)
         await session.refresh(user)
         typical = await queue_info.typical_duration(session, settings.bot.default_eta_seconds)
+        jobs = list(reversed(await recent_jobs(session, user_id, statuses=ACTIVE_STATUSES, limit=50)))
+        estimates = await queue_info.estimates_for(
+            session, jobs, default_seconds=settings.bot.default_eta_seconds, typical=typical
+        )
         active = []
-        for job in reversed(await recent_jobs(session, user_id, statuses=ACTIVE_STATUSES, limit=50)):
-            estimate = await queue_info.estimate_for(
-                session, job, default_seconds=settings.bot.default_eta_seconds, typical=typical
-            )
+        for job in jobs:
+            estimate = estimates.get(job.id)
             active.append(
                 ActiveJob(
                     job_id=job.id,

@@ -130,18 +130,21 @@ async def server_queue(
     """`/mod queue`: this server's jobs running and waiting, running first, then oldest first."""
     async with sessions() as session:
         guild_id = await require_moderator(session, actor)
-        jobs = (
-            await session.execute(
-                select(Job)
-                .where(Job.guild_id == guild_id, Job.status.in_(ACTIVE_STATUSES))
-                .order_by(Job.status.desc(), Job.queued_at, Job.id)
-                .limit(limit)
-            )
-        ).scalars()
+        jobs = list(
+            (
+                await session.execute(
+                    select(Job)
+                    .where(Job.guild_id == guild_id, Job.status.in_(ACTIVE_STATUSES))
+                    .order_by(Job.status.desc(), Job.queued_at, Job.id)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        estimates = await queue_info.estimates_for(session, jobs, default_seconds=0, typical=0)
         now = utcnow()
         entries = []
         for job in jobs:
-            estimate = await queue_info.estimate_for(session, job, default_seconds=0, typical=0)
+            estimate = estimates.get(job.id)
             entries.append(
                 QueueEntry(
                     job=job,
