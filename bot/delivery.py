@@ -530,6 +530,7 @@ class Delivery:
         view: discord.ui.View | None = None,
     ) -> int:
         """Edit the job's message into `text` (its old attachments replaced), or post it anew."""
+        stale = None  # a message the bot may not edit, removed once the new one is up
         if tracked.message_id is not None:
             try:
                 message = (
@@ -544,6 +545,7 @@ class Delivery:
             except discord.Forbidden as error:
                 if error.code != NOT_OURS_TO_EDIT:  # else a follow-up Discord keeps for its interaction
                     raise Undeliverable(_refusal_reason(error, tracked)) from error
+                stale = tracked.message_id
         extra: dict[str, Any] = {"file": attachment()} if attachment else {}
         if view is not None:
             extra["view"] = view
@@ -553,6 +555,8 @@ class Delivery:
             )
         except (discord.Forbidden, discord.NotFound) as error:
             raise Undeliverable(_refusal_reason(error, tracked)) from error
+        if stale is not None:
+            await self.remove_message(tracked.channel_id, stale)
         return message.id
 
     async def _give_up(self, tracked: _JobMessage, reason: str) -> None:

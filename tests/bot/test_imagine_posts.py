@@ -89,10 +89,11 @@ async def test_a_waiting_message_the_bot_may_not_edit_gives_way_to_a_new_one(
     world: World, bot_sessions, queue: GatedQueue
 ) -> None:  # type: ignore[no-untyped-def]
     """Should Discord refuse the bot's token an edit of a follow-up (50005, not the bot's message),
-    the outcome is posted anew, not given up."""
+    the outcome is posted anew, not given up, and the stale message removed."""
     queue.hold()
     await world.alice.slash(world.channel, "imagine", prompt="a slow cathedral")
     (job,) = await jobs_of(bot_sessions, world.alice.id)
+    assert job.message_id in [m.id for m in world.channel.history()]
     world.env.inject_error(
         "PATCH", f"/channels/{world.channel.id}/messages/*", status=403, code=50005, times=None
     )
@@ -108,6 +109,7 @@ async def test_a_waiting_message_the_bot_may_not_edit_gives_way_to_a_new_one(
     await eventually(cancelled_anew, what="the cancellation posted as a new message")
     done = await reload(bot_sessions, job.id)
     assert done.delivered_at is not None and done.delivery_error is None
+    assert job.message_id not in [m.id for m in world.channel.history()]  # the stale one removed
 
 
 def shown_to(world: World, member: simcord.MemberActor) -> list[int]:
