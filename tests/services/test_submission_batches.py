@@ -4,20 +4,17 @@ judged alone: refused for its own reason, or failed by its own error, while the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.migrate import upgrade_async
 from db.models import Ban, Job
-from db.session import make_engine, make_sessionmaker
 from sojourn.errors import Banned, InsufficientCredits, PromptBlocked
 from sojourn.prompt import PromptError
 from sojourn.services import credits, submission
+from tests.services.gallery_helpers import db
 from tests.services.moderation_helpers import (
     DAILY_FREE,
     balance_of,
@@ -29,22 +26,14 @@ from tests.services.moderation_helpers import (
     strikes_of,
 )
 
-__all__ = ["queue", "settings"]  # the shared fixtures (`moderation_helpers`)
+__all__ = ["db", "queue", "settings"]  # the shared fixtures (`gallery_helpers`, `moderation_helpers`)
 pytestmark = pytest.mark.usefixtures("pinned_clock")
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-async def sessions(
-    request, database_url: str, tmp_path: Path
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def sessions(db: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
     """The same code path on both databases: Postgres, and the embedded default's SQLite."""
-    url = database_url
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'sojourn.db'}"
-        await upgrade_async(url)
-    engine = make_engine(url)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
+    return db
 
 
 async def submit_together(sessions, settings, queue, origin, submissions) -> list[object]:  # type: ignore[no-untyped-def]
